@@ -1,0 +1,109 @@
+# DANCE suite -- top-level build.
+#
+#   make deps        install Debian packages (apt-get, idempotent)
+#   make             libdance.a + CLI tools in build/
+#   make test        unit + integration tests, closing "N passed, N failed"
+#   make test-asan   the same core tests under ASan+UBSan
+#   make fuzz        libFuzzer targets, FUZZ_SECONDS each
+#   make demo        deps, build, local DNSSEC world, authenticate a device
+#   make install     tools to $(PREFIX)/bin, library and header
+
+PREFIX   ?= /usr/local
+CC       ?= cc
+BUILD    ?= build
+OPT      ?= -O2 -g
+CFLAGS   ?= $(OPT)
+WARN      = -Wall -Wextra -Wno-unused-parameter
+CPPFLAGS += -Icommon/include -D_GNU_SOURCE
+LIBS      = -lunbound -lpcre2-8 -lssl -lcrypto -lpthread
+FUZZ_SECONDS ?= 20
+
+LIB_SRC   = $(wildcard common/src/*.c)
+LIB_OBJ   = $(LIB_SRC:common/src/%.c=$(BUILD)/obj/%.o)
+LIB       = $(BUILD)/libdance.a
+TOOL_SRC  = $(wildcard common/tools/dance-*.c)
+TOOLS     = $(TOOL_SRC:common/tools/%.c=$(BUILD)/bin/%)
+TTOOL_SRC = $(wildcard t/tools/*.c)
+TTOOLS    = $(TTOOL_SRC:t/tools/%.c=$(BUILD)/t/%)
+UNIT_SRC  = $(wildcard t/unit/test_*.c)
+UNITS     = $(UNIT_SRC:t/unit/%.c=$(BUILD)/t/%)
+INTEG_SRC = $(wildcard t/integration/test_*.c)
+INTEGS    = $(INTEG_SRC:t/integration/%.c=$(BUILD)/t/%)
+FUZZ_SRC  = $(wildcard t/fuzz/fuzz_*.c)
+
+.PHONY: all deps test test-unit test-asan fuzz demo install clean check-tests \
+	nginx freeradius hostapd bench
+
+all: $(LIB) $(TOOLS) $(TTOOLS)
+
+deps:
+	@sh .ci/deps.sh
+
+$(BUILD)/obj/%.o: common/src/%.c common/include/dance.h $(wildcard common/src/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -fPIC -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/%: common/tools/%.c $(wildcard common/tools/*.h) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+$(BUILD)/t/%: t/tools/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+$(BUILD)/t/test_%: t/unit/test_%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Icommon/src $(LDFLAGS) -o $@ $< $(LIB) $(LIBS) -lcmocka
+
+$(BUILD)/t/test_%: t/integration/test_%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Icommon/src $(LDFLAGS) -o $@ $< $(LIB) $(LIBS) -lcmocka
+
+check-tests: all $(UNITS) $(INTEGS)
+
+# Every test: unit binaries, integration binaries and t/*.sh scripts,
+# summarised by t/run.sh in one closing line.
+test: check-tests
+	@BUILD=$(abspath $(BUILD)) sh t/run.sh
+
+test-unit: check-tests
+	@BUILD=$(abspath $(BUILD)) sh t/run.sh unit
+
+test-asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+		LDFLAGS="-fsanitize=address,undefined" check-tests
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		BUILD=$(abspath build-asan) sh t/run.sh core
+
+# libFuzzer targets link against a sanitized, fuzzer-instrumented lib.
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang \
+		OPT="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
+		build-fuzz/libdance.a
+	@BUILD=$(abspath build-fuzz) sh t/fuzz/run.sh $(FUZZ_SECONDS)
+
+# Host integrations: each has its own build script, driven from here.
+nginx: all
+	@BUILD=$(abspath $(BUILD)) sh ngx_dance_module/build.sh
+
+freeradius: all
+	@BUILD=$(abspath $(BUILD)) sh freeradius_module/build.sh
+
+hostapd: all
+	@BUILD=$(abspath $(BUILD)) sh hostapd_patch/build.sh
+
+demo: deps all
+	@sh t/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 common/include/dance.h $(DESTDIR)$(PREFIX)/include/
+
+clean:
+	rm -rf build build-asan build-fuzz

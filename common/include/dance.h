@@ -1,0 +1,538 @@
+/*
+ * dance.h -- DANE client authentication (DANCE) validation core.
+ *
+ * This is the one public header of libdance.  Every host wrapper (nginx,
+ * FreeRADIUS, hostapd, the CLI tools) uses only what is declared here.
+ *
+ * The pipeline a server runs for each TLS client is:
+ *
+ *   ClientName (dane_clientid extension, or a legacy name source)
+ *     -> dance_name_check()          syntax: presentation format, A-labels
+ *     -> dance_policy_check()        allow-list, BEFORE any DNS query
+ *     -> dance_resolver_lookup()     DNSSEC-validated TLSA, cached, coalesced
+ *     -> dance_match() / in-handshake OpenSSL DANE
+ *     -> authenticated identity (the DNS name) and the TLSA usage matched
+ *
+ * Conventions:
+ *   - Functions that can fail return DANCE_OK (0) or a dance_code, and fill
+ *     an optional struct dance_error with a human-readable reason.
+ *   - No global state: everything lives in explicit contexts (policy,
+ *     resolver, matcher, tls server).  The only process-wide items are the
+ *     OpenSSL ex_data indexes, allocated once (OpenSSL's own design).
+ *   - Names are stored lower-cased, without trailing dot.
+ *
+ * Thread safety: dance_policy_check() only reads the policy (regex match
+ * data is allocated per call), so a filled policy may be shared by
+ * threads; dance_policy_add() must not run concurrently with checks.
+ * A dance_resolver in DANCE_RESOLVER_EVENT mode must be driven from one
+ * thread; in DANCE_RESOLVER_THREADED mode, all functions
+ * are thread-safe and dance_resolve_wait() may be called from any thread.
+ */
+#ifndef DANCE_H
+#define DANCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DANCE_VERSION "0.1.0"
+
+/*
+ * The dane_clientid code point is not assigned by IANA yet.  One default
+ * for the whole suite, from the private-use range 0xFF00-0xFFFF; it must
+ * never be 0xFF01 (renegotiation_info, handled inside OpenSSL).
+ */
+#define DANCE_EXT_TYPE_DEFAULT 0xFF44
+
+/* Longest presentation-format name without trailing dot (RFC 1035). */
+#define DANCE_NAME_MAX 253
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+enum dance_code {
+	DANCE_OK = 0,
+	DANCE_ERR_NAME,		/* name syntax invalid */
+	DANCE_ERR_NOT_ALLOWED,	/* name not in the allow-list */
+	DANCE_ERR_PROTOCOL,	/* e.g. zero-length ClientName */
+	DANCE_ERR_CONFIG,	/* bad configuration value */
+	DANCE_ERR_NOMEM,
+	DANCE_ERR_DNS,		/* lookup did not yield a secure TLSA set */
+	DANCE_ERR_NOMATCH,	/* TLSA set did not match the certificate */
+	DANCE_ERR_TLS,		/* OpenSSL failure */
+	DANCE_ERR_OVERLOAD,	/* cap on pending lookups reached */
+	DANCE_ERR_TIMEOUT,
+	DANCE_ERR_INTERNAL
+};
+
+struct dance_error {
+	enum dance_code code;
+	char reason[256];
+};
+
+/* Static name of a code, e.g. "not allowed". */
+const char *dance_code_str(enum dance_code code);
+
+/* ------------------------------------------------------------------ */
+/* Names                                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Check a ClientName of len octets (not NUL-terminated necessarily):
+ * presentation format, no trailing dot, labels of letters, digits,
+ * hyphen and underscore, 1..63 octets each, total <= 253, A-labels only
+ * (no octet >= 0x80; "xn--" labels are accepted as they are).
+ * Underscore labels are fine (_service.client.example,
+ * device._device.org.example: the draft's owner name formats).
+ * Rejected with a reason: empty name or label, trailing dot, NUL, any
+ * octet >= 0x80 (a U-label: send the A-label), presentation escapes
+ * ("\." or "\065": the draft limits the alphabet so none are needed),
+ * other characters, and a label that starts with '-' (never a host
+ * name, could not be a certificate dNSName, and looks like an option on
+ * command lines; a hyphen elsewhere, also last, is accepted).  A label
+ * may be exactly "*" only when allow_wildcard is set (allow-list
+ * entries, never client names), and only as the leftmost label of a
+ * longer name ("*.example.com").  On success and when out is not NULL,
+ * writes the lower-cased name, NUL-terminated (out needs
+ * DANCE_NAME_MAX + 1 bytes); nothing is written on failure.
+ * Returns DANCE_OK or DANCE_ERR_NAME.
+ */
+int dance_name_check(const char *name, size_t len, int allow_wildcard,
+	char *out, struct dance_error *err);
+
+/* Case-insensitive comparison of two names; 1 when equal. */
+int dance_name_equal(const char *a, const char *b);
+
+/* ------------------------------------------------------------------ */
+/* Allow-list policy                                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Entries (same meaning as nginx's server_name):
+ *   "dev1.example.com"   exactly that name;
+ *   ".example.com"       example.com itself and every name below it;
+ *   "*.example.com"      every name below example.com, at any depth,
+ *                        but NOT example.com itself;
+ *   "~regex"             PCRE2 regular expression, matched against the
+ *                        lower-cased name; anchored by the author
+ *                        (e.g. "~^dev[0-9]+\.example\.com$").
+ * Exact and subtree lookups are hash lookups, one per label of the
+ * client name: cost does not depend on the size of the list.  Regular
+ * expressions are tried in order after that.
+ * Name entries must pass dance_name_check(); "*.name" is the only
+ * wildcard form ("a.*.b", ".*.b", "*" are rejected).  A regex is
+ * compiled once by dance_policy_add(); a bad one is DANCE_ERR_CONFIG
+ * with PCRE2's message and offset.  Adding an entry twice is harmless.
+ */
+struct dance_policy;
+
+struct dance_policy *dance_policy_new(void);
+void dance_policy_free(struct dance_policy *p);
+int dance_policy_add(struct dance_policy *p, const char *entry,
+	struct dance_error *err);
+/* Number of distinct entries added (a duplicate counts once). */
+size_t dance_policy_count(const struct dance_policy *p);
+/*
+ * name: a checked, lower-cased name.  DANCE_OK when allowed, else
+ * DANCE_ERR_NOT_ALLOWED with a reason.  An empty policy allows nothing.
+ * The name is checked again (cheap): one that fails dance_name_check(),
+ * e.g. a literal "*" label, is never allowed.
+ */
+int dance_policy_check(const struct dance_policy *p, const char *name,
+	struct dance_error *err);
+
+/* ------------------------------------------------------------------ */
+/* dane_clientid extension wire format                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Client side: encode "opaque ClientName<1..2^8-1>" (one length octet,
+ * then the name).  Returns the number of octets written, 0 if it does
+ * not fit or the name is empty / longer than 255.
+ */
+size_t dance_ext_encode(const char *name, unsigned char *out, size_t outlen);
+
+/*
+ * Server side: parse the extension_data from a client's Certificate
+ * entry.  Validates the length prefix and the name syntax.  A zero-length
+ * ClientName (or empty extension_data) is DANCE_ERR_PROTOCOL, and so is a
+ * length octet that differs from the number of octets after it.  A bad
+ * name is DANCE_ERR_NAME (dance_name_check, no wildcard).  name (may be
+ * NULL) receives the lower-cased name (DANCE_NAME_MAX + 1 bytes).
+ */
+int dance_ext_parse(const unsigned char *in, size_t inlen, char *name,
+	struct dance_error *err);
+
+/* ------------------------------------------------------------------ */
+/* TLSA records                                                        */
+/* ------------------------------------------------------------------ */
+
+struct dance_tlsa {
+	uint8_t usage;		/* 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE */
+	uint8_t selector;	/* 0 Cert, 1 SPKI */
+	uint8_t mtype;		/* 0 Full, 1 SHA2-256, 2 SHA2-512 */
+	size_t len;
+	unsigned char *data;
+};
+
+/*
+ * Parse one TLSA RDATA (RFC 6698 2.1).  tlsa->data points into rdata
+ * (not copied).  Rejects (DANCE_ERR_DNS) rdata shorter than 4 octets and
+ * digests whose length is wrong for mtype 1 (32) and 2 (64).  Other
+ * usage, selector and mtype values are accepted: per RFC 7671 (digest
+ * agility) an unknown parameter makes that record unusable, not the
+ * RRset, and SSL_dane_tlsa_add() skips such records.
+ */
+int dance_tlsa_parse(const unsigned char *rdata, size_t len,
+	struct dance_tlsa *tlsa, struct dance_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Lookup outcome                                                      */
+/* ------------------------------------------------------------------ */
+
+enum dance_dns_status {
+	DANCE_DNS_SECURE = 0,	/* secure, non-empty TLSA set */
+	DANCE_DNS_NODATA,	/* secure: name exists, no TLSA */
+	DANCE_DNS_NXDOMAIN,	/* secure: name does not exist */
+	DANCE_DNS_INSECURE,	/* answer not signed (no chain of trust) */
+	DANCE_DNS_BOGUS,	/* DNSSEC validation failed (why_bogus) */
+	DANCE_DNS_SERVFAIL,
+	DANCE_DNS_TIMEOUT,
+	DANCE_DNS_OVERLOAD,	/* pending-lookup cap reached, no query */
+	DANCE_DNS_ERROR		/* local failure (resolver, memory) */
+};
+
+const char *dance_dns_status_str(enum dance_dns_status s);
+
+/*
+ * An immutable, reference-counted lookup answer.  Only status
+ * DANCE_DNS_SECURE with n > 0 can authenticate.  A validated TLSA RRset
+ * in which no record parses is reported as DANCE_DNS_NODATA ("no usable
+ * TLSA records"); a SECURE answer whose set had some malformed records
+ * says so in why.
+ */
+struct dance_answer {
+	enum dance_dns_status status;
+	char name[DANCE_NAME_MAX + 1];
+	char why[256];		/* reason for non-secure outcomes */
+	uint32_t ttl;		/* seconds this answer may be cached (as
+				 * computed when it was made; cached copies
+				 * keep it) */
+	size_t n;
+	struct dance_tlsa *rr;	/* n records */
+	int from_cache;		/* 1: served from the resolver cache (the
+				 * cache keeps its own immutable copy with
+				 * this set); 0: fresh from a query */
+	int refs;		/* atomic; answers may cross threads */
+};
+
+void dance_answer_ref(struct dance_answer *a);
+void dance_answer_unref(struct dance_answer *a);
+
+/*
+ * A new answer with one reference; rr (n records) and their data are
+ * copied, name is lower-cased, why may be NULL.  NULL when out of memory.
+ * For hosts and tests that get TLSA records elsewhere.
+ */
+struct dance_answer *dance_answer_new(enum dance_dns_status status,
+	const char *name, const struct dance_tlsa *rr, size_t n,
+	uint32_t ttl, const char *why);
+
+/*
+ * Flat serialisation, for hosts that keep answers in shared memory
+ * (nginx shared cache).  _size gives the buffer size needed (0 if a
+ * cannot be serialised).  _serialize returns the octets written, 0 when
+ * buflen is too small.  _deserialize returns a new answer (one
+ * reference), or NULL for truncated, trailing or malformed input.
+ */
+size_t dance_answer_serialize_size(const struct dance_answer *a);
+size_t dance_answer_serialize(const struct dance_answer *a,
+	unsigned char *buf, size_t buflen);
+struct dance_answer *dance_answer_deserialize(const unsigned char *buf,
+	size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Resolver                                                            */
+/* ------------------------------------------------------------------ */
+
+enum dance_resolver_mode {
+	/* Host event loop: poll dance_resolver_fd(), call
+	 * dance_resolver_process(); never blocks. */
+	DANCE_RESOLVER_EVENT = 0,
+	/* Threaded hosts: an internal thread drives libunbound, callers
+	 * block in dance_resolve_wait() for at most the timeout. */
+	DANCE_RESOLVER_THREADED
+};
+
+struct dance_resolver_cfg {
+	enum dance_resolver_mode mode;
+	/* Local validation: trust anchor file(s) (DS or DNSKEY, zone-file
+	 * format), NULL-terminated.  Required: without, no resolver. */
+	const char *const *trust_anchor_files;
+	/* Trust the AD bit from the forwarders.  NOT SUPPORTED: libunbound
+	 * (1.17) clears the forwarder's AD bit from its answers, so without
+	 * trust anchors dance_resolver_new() fails with DANCE_ERR_CONFIG.
+	 * With anchors it is ignored: validation is local, and works
+	 * through forwarders too. */
+	int trust_ad;
+	/* Forwarders "addr[@port][#tls-auth-name]", NULL-terminated; none
+	 * means full recursion (or stubs from unbound_conf).  The port
+	 * defaults to 853 with forward_tls, else 53. */
+	const char *const *forwarders;
+	/* DNS-over-TLS to forwarders.  Needs a libunbound built with
+	 * OpenSSL (Debian's uses nettle: DANCE_ERR_CONFIG, checked at
+	 * creation).  Whether "#tls-auth-name" is checked depends on that
+	 * build too (libunbound logs when it ignores the name). */
+	int forward_tls;
+	const char *tls_ca_file;	/* CA bundle for DoT */
+	/* Extra libunbound configuration file (stub-zone, local-zone ...). */
+	const char *unbound_conf;
+	unsigned timeout_ms;	/* per lookup, default 3000 */
+	unsigned max_pending;	/* distinct in-flight queries, default 1000 */
+	unsigned cache_size;	/* entries, 0 disables, default 10000 */
+	uint32_t min_ttl;	/* positive answers, default 0 */
+	uint32_t max_ttl;	/* positive answers, default 3600; also caps
+				 * libunbound's own cache */
+	uint32_t neg_ttl;	/* upper bound for negative, default 60;
+				 * insecure answers get exactly this */
+	uint32_t fail_ttl;	/* SERVFAIL/bogus/timeout, default 5; 0 = none */
+};
+
+/* Fills in the defaults above. */
+void dance_resolver_cfg_init(struct dance_resolver_cfg *cfg);
+
+struct dance_resolver;
+struct dance_lookup;
+
+/* Called exactly once per lookup unless cancelled.  The answer is valid
+ * during the call; take a reference to keep it. */
+typedef void (*dance_lookup_cb)(void *arg, struct dance_answer *a);
+
+/* Configuration errors (no trust anchor, bad forwarder, unreadable file,
+ * anything libunbound rejects) are DANCE_ERR_CONFIG with the value. */
+struct dance_resolver *dance_resolver_new(const struct dance_resolver_cfg *cfg,
+	struct dance_error *err);
+/* Cancels every pending lookup WITHOUT calling its callback.  Not from
+ * inside a callback, and not while other threads still use r. */
+void dance_resolver_free(struct dance_resolver *r);
+/* The mode r was created with (the TLS glue blocks only in threaded
+ * mode). */
+enum dance_resolver_mode dance_resolver_get_mode(
+	const struct dance_resolver *r);
+
+/* Event mode: file descriptor to watch for reading (-1 in threaded
+ * mode). */
+int dance_resolver_fd(struct dance_resolver *r);
+/* Event mode: deliver answers and expire timeouts; never blocks. */
+void dance_resolver_process(struct dance_resolver *r);
+/* Event mode: ms until the next timeout deadline, -1 if none pending. */
+int dance_resolver_next_timeout(struct dance_resolver *r);
+
+/*
+ * Start a lookup for the TLSA RRset at exactly name (checked,
+ * lower-cased).  A cache hit or an immediate failure (over capacity)
+ * calls cb before returning and returns NULL with *done set to 1.
+ * Otherwise returns a handle (identical in-flight names share one
+ * query).  In threaded mode a later cb runs on the resolver thread (an
+ * immediate one on the caller's).  cb may call back into the resolver
+ * (lookup, cancel; not dance_resolve_wait in threaded mode).
+ */
+struct dance_lookup *dance_resolver_lookup(struct dance_resolver *r,
+	const char *name, dance_lookup_cb cb, void *arg, int *done);
+/* Cancel before the callback ran; cb will not be called.  The query
+ * itself is cancelled when its last waiter leaves.  Threaded mode: a
+ * cancel racing with delivery can come too late (cb already started on
+ * the resolver thread); callers must serialise cancel with their cb. */
+void dance_lookup_cancel(struct dance_lookup *l);
+
+/* Cache peek without any query: referenced answer or NULL. */
+struct dance_answer *dance_resolver_cached(struct dance_resolver *r,
+	const char *name);
+/* Store an answer obtained elsewhere (e.g. another worker's shared
+ * cache) into this resolver's cache. */
+void dance_resolver_cache_put(struct dance_resolver *r,
+	struct dance_answer *a);
+
+/*
+ * Threaded mode: blocking lookup bounded by the configured timeout.
+ * Returns a referenced answer (never NULL; status says what happened).
+ * In event mode it drives the resolver itself until the answer is in
+ * (other lookups' callbacks may run meanwhile), for simple tools.
+ */
+struct dance_answer *dance_resolve_wait(struct dance_resolver *r,
+	const char *name);
+
+struct dance_resolver_stats {
+	unsigned long lookups;		/* dance_resolver_lookup/wait calls */
+	unsigned long cache_hits;
+	unsigned long queries;		/* sent to libunbound */
+	unsigned long coalesced;	/* joined an in-flight query */
+	unsigned long timeouts;
+	unsigned long overload;
+	unsigned pending;		/* in-flight queries now */
+};
+void dance_resolver_stats(struct dance_resolver *r,
+	struct dance_resolver_stats *st);
+
+/* ------------------------------------------------------------------ */
+/* Matching through OpenSSL's DANE implementation                      */
+/* ------------------------------------------------------------------ */
+
+struct dance_match_result {
+	int ok;			/* 1 authenticated */
+	int usage;		/* usage of the TLSA record that matched, -1 */
+	int depth;		/* chain depth of the match, -1 */
+	char reason[256];	/* why not, when !ok */
+};
+
+/*
+ * A matcher owns a DANE-enabled SSL_CTX used for scratch SSL objects,
+ * and an X509_STORE for PKIX usages 0/1 (may be empty: then PKIX-TA/EE
+ * never match).  ca_file may be NULL.
+ */
+struct dance_matcher;
+struct dance_matcher *dance_matcher_new(const char *ca_file,
+	struct dance_error *err);
+void dance_matcher_free(struct dance_matcher *m);
+
+/*
+ * Post-handshake: does leaf (with chain, which may include or exclude
+ * the leaf) authenticate as name under the secure answer a?
+ * DANE-EE ignores names and dates; DANE-TA and PKIX need name as a SAN
+ * dNSName.  Returns DANCE_OK or DANCE_ERR_NOMATCH / DANCE_ERR_DNS.
+ */
+int dance_match(struct dance_matcher *m, const struct dance_answer *a,
+	X509 *leaf, STACK_OF(X509) *chain, struct dance_match_result *res);
+
+/*
+ * In-handshake: arm OpenSSL's DANE verifier on a live server SSL (call
+ * before chain verification, i.e. from the Certificate extension parse
+ * callback).  The SSL_CTX must have had SSL_CTX_dane_enable().
+ */
+int dance_ssl_arm(SSL *ssl, const struct dance_answer *a,
+	struct dance_error *err);
+
+/* First SAN dNSName of cert allowed by policy (legacy clients), or the
+ * first SAN dNSName if policy is NULL.  DANCE_OK and out filled. */
+int dance_cert_san_name(X509 *cert, const struct dance_policy *policy,
+	char *out, struct dance_error *err);
+
+/* ------------------------------------------------------------------ */
+/* TLS server and client glue                                          */
+/* ------------------------------------------------------------------ */
+
+/* Per-connection DANCE state, kept in the SSL's ex_data. */
+enum dance_conn_state {
+	DANCE_CONN_NONE = 0,	/* no dane_clientid from the client */
+	DANCE_CONN_REJECTED,	/* name bad / not allowed (handshake fails) */
+	DANCE_CONN_ARMED,	/* cache hit: OpenSSL verified in handshake */
+	DANCE_CONN_PENDING,	/* cache miss: lookup in flight */
+	DANCE_CONN_ANSWERED,	/* lookup done, dance_conn_verdict() decides */
+	DANCE_CONN_SUCCESS,	/* authenticated */
+	DANCE_CONN_FAILED	/* not authenticated, reason set */
+};
+
+struct dance_conn {
+	enum dance_conn_state state;
+	char name[DANCE_NAME_MAX + 1];
+	char reason[256];
+	int usage;		/* matched usage, -1 */
+	struct dance_answer *answer;	/* when answered */
+	struct dance_lookup *lookup;	/* when pending */
+	struct dance_tls_server *srv;
+	void *host_data;	/* free for the host */
+};
+
+/* Host hook: lookup for this connection finished (state ANSWERED).
+ * Called only when the answer arrives after the call that started the
+ * lookup returned (from dance_resolver_process()); an answer available
+ * at once is visible as state ANSWERED when that call returns. */
+typedef void (*dance_conn_cb)(SSL *ssl, struct dance_conn *c, void *arg);
+
+struct dance_tls_server_cfg {
+	unsigned ext_type;		/* DANCE_EXT_TYPE_DEFAULT (also if 0) */
+	const struct dance_policy *policy;	/* required */
+	struct dance_resolver *resolver;	/* event or threaded */
+	struct dance_matcher *matcher;		/* post-handshake matching;
+						 * NULL: internal, no CA store */
+	/* 1: a failed DANE match aborts the handshake (handshake_failure);
+	 * 0: the connection continues unauthenticated, reason recorded. */
+	int required;
+	/* Start the lookup from the handshake on a cache miss (event
+	 * mode).  0: the host calls dance_conn_resolve() itself.
+	 * In threaded mode the parse callback instead blocks in
+	 * dance_resolve_wait() (bounded by the timeout) and arms the
+	 * in-handshake verifier, so the verdict is in the handshake. */
+	int lookup_in_handshake;
+	dance_conn_cb on_answer;
+	void *on_answer_arg;
+};
+
+struct dance_tls_server;
+
+/* Create the server glue; the cfg pointers must outlive it, and it
+ * must outlive the SSL_CTXs and SSLs it is attached to. */
+struct dance_tls_server *dance_tls_server_new(
+	const struct dance_tls_server_cfg *cfg, struct dance_error *err);
+void dance_tls_server_free(struct dance_tls_server *s);
+
+/*
+ * Attach to an SSL_CTX: registers the dane_clientid extension
+ * (empty in CertificateRequest, parsed on the leaf Certificate entry),
+ * enables DANE on the ctx, requests a client certificate and installs
+ * dance_tls_verify_cb (unless keep_verify_cb, for hosts that call
+ * dance_tls_verify_step() from their own callback).  May be called for
+ * many SSL_CTXs (e.g. one per nginx server block).  Also turns off
+ * session tickets and the session cache: a resumed session carries no
+ * client Certificate, so no dane_clientid.  In-handshake (ARMED)
+ * PKIX-TA/PKIX-EE records chain to the SSL_CTX's verify store, the
+ * post-handshake match to the matcher's CA store: give both the same
+ * CAs when PKIX usages matter.  The extension exists in TLS 1.3 only;
+ * TLS 1.2 clients stay in state NONE (refusing them is host policy).
+ */
+int dance_tls_server_attach(struct dance_tls_server *s, SSL_CTX *ctx,
+	int keep_verify_cb, struct dance_error *err);
+
+/* The verify callback installed by dance_tls_server_attach(). */
+int dance_tls_verify_cb(int ok, X509_STORE_CTX *xs);
+/* For hosts with their own verify callback: returns DANCE's opinion of
+ * ok (call it first, use its result). */
+int dance_tls_verify_step(int ok, X509_STORE_CTX *xs);
+
+/* Connection state, or NULL when the SSL never saw DANCE. */
+struct dance_conn *dance_conn_get(SSL *ssl);
+
+/* Start (or join) the lookup for a connection in state PENDING when the
+ * host did not let the handshake start it.  Threaded mode: blocks (as
+ * dance_resolve_wait()) and returns in state ANSWERED. */
+int dance_conn_resolve(SSL *ssl, struct dance_error *err);
+
+/*
+ * After the handshake: final decision for the connection.  Runs the
+ * post-handshake match for ANSWERED, reads the handshake verify result
+ * for ARMED.  Idempotent: later calls return the stored verdict.
+ * Returns DANCE_OK when authenticated (c->name is the identity,
+ * c->usage the usage), DANCE_ERR_* otherwise (c->reason).
+ * State NONE returns DANCE_ERR_PROTOCOL ("no dane_clientid").
+ * State PENDING is no verdict yet: DANCE_ERR_DNS, reason "lookup
+ * pending"; wait for on_answer and call again.
+ */
+int dance_conn_verdict(SSL *ssl, struct dance_conn **out);
+
+/*
+ * Client side: send name in dane_clientid when (and only when) the server
+ * asks for it.  name must pass dance_name_check().
+ */
+int dance_tls_client_attach(SSL_CTX *ctx, unsigned ext_type,
+	const char *name, struct dance_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DANCE_H */

@@ -1,0 +1,420 @@
+/*
+ * policy.c -- the ClientName allow-list (dance_policy).
+ *
+ * Exact names and subtree suffixes live in one open-addressing hash set
+ * keyed by the lower-cased name; each key carries flags saying which
+ * entry forms were added for it.  A check probes the set once per label
+ * of the client name (the name itself, then each parent), so its cost
+ * depends on the name, not on the size of the list.
+ *
+ * The hash is FNV-1a over the octets taken from the END of the name
+ * towards its start.  A parent name is a suffix of its child, so while
+ * walking from the last label to the first, the hash of each longer
+ * suffix extends the previous one: hashing all suffixes costs one pass.
+ *
+ * Regular expressions are compiled (and JIT-compiled when available)
+ * once at add time.  The compiled code is only read by pcre2_match(), so
+ * a filled policy can be shared by threads; the match data, which
+ * pcre2_match() writes, is allocated per dance_policy_check() call.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "dance_int.h"
+
+#define F_EXACT		0x1u	/* "name": the name itself */
+#define F_SUBTREE	0x2u	/* ".name": the name and all below */
+#define F_BELOW		0x4u	/* "*.name": strictly below the name */
+
+#define HSET_MIN	16
+#define SHOW_MAX	80	/* entry octets quoted in reasons */
+
+struct hslot {
+	char *key;		/* lower-cased, NUL-terminated; NULL = free */
+	size_t len;
+	uint32_t hash;
+	unsigned flags;
+};
+
+struct hset {
+	struct hslot *slot;
+	size_t cap;		/* power of two, or 0 */
+	size_t used;
+};
+
+struct regex {
+	char *src;		/* the pattern, without '~' */
+	pcre2_code *code;
+};
+
+struct dance_policy {
+	struct hset names;
+	struct regex *re;
+	size_t nre, re_cap;
+	size_t count;		/* distinct entries added */
+};
+
+static char
+lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* One step of FNV-1a (32 bit) on a lower-cased octet. */
+static uint32_t
+fnv_step(uint32_t h, char c)
+{
+	return (h ^ (unsigned char)lower(c)) * 16777619u;
+}
+
+#define FNV_INIT 2166136261u
+
+/* Hash of s[0..len), consumed from the end (see the file comment). */
+static uint32_t
+name_hash(const char *s, size_t len)
+{
+	uint32_t h = FNV_INIT;
+
+	while (len > 0)
+		h = fnv_step(h, s[--len]);
+	return h;
+}
+
+static int
+key_eq(const struct hslot *sl, const char *s, size_t len, uint32_t h)
+{
+	size_t i;
+
+	if (sl->hash != h || sl->len != len)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if (sl->key[i] != lower(s[i]))
+			return 0;
+	}
+	return 1;
+}
+
+/* The slot holding s, or the free slot where it would go. */
+static struct hslot *
+hset_slot(const struct hset *hs, const char *s, size_t len, uint32_t h)
+{
+	size_t mask = hs->cap - 1, i = h & mask;
+
+	/* Linear probing; the load factor stays <= 1/2, so a free slot
+	 * always exists and probe runs stay short. */
+	while (hs->slot[i].key != NULL && !key_eq(&hs->slot[i], s, len, h))
+		i = (i + 1) & mask;
+	return &hs->slot[i];
+}
+
+static unsigned
+hset_flags(const struct hset *hs, const char *s, size_t len, uint32_t h)
+{
+	if (hs->cap == 0)
+		return 0;
+	return hset_slot(hs, s, len, h)->flags;
+}
+
+static int
+hset_grow(struct hset *hs)
+{
+	struct hset n;
+	size_t i;
+
+	n.cap = hs->cap == 0 ? HSET_MIN : hs->cap * 2;
+	n.used = hs->used;
+	if ((n.slot = calloc(n.cap, sizeof(*n.slot))) == NULL)
+		return -1;
+	for (i = 0; i < hs->cap; i++) {
+		struct hslot *o = &hs->slot[i];
+
+		if (o->key != NULL)
+			*hset_slot(&n, o->key, o->len, o->hash) = *o;
+	}
+	free(hs->slot);
+	*hs = n;
+	return 0;
+}
+
+/* Set flag on name (lower-cased); 1 when newly set, 0 when it already
+ * was, -1 on memory failure. */
+static int
+hset_add(struct hset *hs, const char *name, unsigned flag)
+{
+	size_t len = strlen(name);
+	uint32_t h = name_hash(name, len);
+	struct hslot *sl;
+
+	if ((hs->used + 1) * 2 > hs->cap && hset_grow(hs) != 0)
+		return -1;
+	sl = hset_slot(hs, name, len, h);
+	if (sl->key == NULL) {
+		if ((sl->key = strdup(name)) == NULL)
+			return -1;
+		sl->len = len;
+		sl->hash = h;
+		sl->flags = 0;
+		hs->used++;
+	}
+	if (sl->flags & flag)
+		return 0;
+	sl->flags |= flag;
+	return 1;
+}
+
+static void
+hset_clear(struct hset *hs)
+{
+	size_t i;
+
+	for (i = 0; i < hs->cap; i++)
+		free(hs->slot[i].key);
+	free(hs->slot);
+	hs->slot = NULL;
+	hs->cap = hs->used = 0;
+}
+
+/* Printable, bounded copy of untrusted text for a reason string. */
+static const char *
+show(const char *s, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0' && i + 4 < size && i < SHOW_MAX; i++)
+		buf[i] = (s[i] > 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	if (s[i] != '\0' && i >= 3) {
+		buf[i - 3] = buf[i - 2] = buf[i - 1] = '.';
+	}
+	buf[i] = '\0';
+	return buf;
+}
+
+struct dance_policy *
+dance_policy_new(void)
+{
+	return calloc(1, sizeof(struct dance_policy));
+}
+
+void
+dance_policy_free(struct dance_policy *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	hset_clear(&p->names);
+	for (i = 0; i < p->nre; i++) {
+		pcre2_code_free(p->re[i].code);
+		free(p->re[i].src);
+	}
+	free(p->re);
+	free(p);
+}
+
+static int
+add_regex(struct dance_policy *p, const char *entry, struct dance_error *err)
+{
+	const char *pat = entry + 1;
+	char show_buf[SHOW_MAX + 1];
+	PCRE2_UCHAR msg[128];
+	PCRE2_SIZE off;
+	pcre2_code *code;
+	struct regex *re;
+	size_t i;
+	int ec;
+
+	if (*pat == '\0')
+		return dance_err_set(err, DANCE_ERR_CONFIG, "allow-list entry "
+			"'~': empty regular expression");
+	for (i = 0; i < p->nre; i++) {
+		if (strcmp(p->re[i].src, pat) == 0)
+			return DANCE_OK;	/* duplicate: idempotent */
+	}
+	code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, 0, &ec,
+		&off, NULL);
+	if (code == NULL) {
+		if (pcre2_get_error_message(ec, msg, sizeof(msg)) < 0)
+			strcpy((char *)msg, "unknown PCRE2 error");
+		return dance_err_set(err, DANCE_ERR_CONFIG, "allow-list entry "
+			"'%s': bad regular expression: %s at offset %zu",
+			show(entry, show_buf, sizeof(show_buf)), (char *)msg,
+			(size_t)off);
+	}
+	/* JIT is only an optimisation; the interpreter is the fallback. */
+	(void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+
+	if (p->nre == p->re_cap) {
+		size_t ncap = p->re_cap == 0 ? 4 : p->re_cap * 2;
+
+		if ((re = realloc(p->re, ncap * sizeof(*re))) == NULL)
+			goto nomem;
+		p->re = re;
+		p->re_cap = ncap;
+	}
+	re = &p->re[p->nre];
+	if ((re->src = strdup(pat)) == NULL)
+		goto nomem;
+	re->code = code;
+	p->nre++;
+	p->count++;
+	return DANCE_OK;
+nomem:
+	pcre2_code_free(code);
+	return dance_err_set(err, DANCE_ERR_NOMEM, "out of memory");
+}
+
+/*
+ * Split a name entry into the name to store and its flag.  The whole
+ * entry goes through dance_name_check() with allow_wildcard, which
+ * accepts '*' only as the leftmost label with a parent and explains any
+ * other '*'; so "*.name" is the only wildcard form that gets through.
+ */
+static int
+parse_name_entry(const char *entry, char *key, unsigned *flag,
+	struct dance_error *err)
+{
+	const char *name = entry;
+	size_t skip = 0;
+	int rc;
+
+	if (entry[0] == '.') {
+		if (entry[1] == '*')
+			return dance_err_set(err, DANCE_ERR_NAME, "'.*' is not "
+				"an entry form: use '*.name' (strictly below "
+				"name) or '.name' (name and below)");
+		*flag = F_SUBTREE;
+		name = entry + 1;
+	} else if (entry[0] == '*' && entry[1] == '.') {
+		*flag = F_BELOW;
+		skip = 2;
+	} else {
+		*flag = F_EXACT;
+	}
+	rc = dance_name_check(name, strlen(name), 1, key, err);
+	if (rc == DANCE_OK && skip > 0)
+		memmove(key, key + skip, strlen(key + skip) + 1);
+	return rc;
+}
+
+int
+dance_policy_add(struct dance_policy *p, const char *entry,
+	struct dance_error *err)
+{
+	char key[DANCE_NAME_MAX + 1], show_buf[SHOW_MAX + 1];
+	struct dance_error nerr;
+	unsigned flag = F_EXACT;
+	int rc;
+
+	if (p == NULL || entry == NULL)
+		return dance_err_set(err, DANCE_ERR_CONFIG, "no policy or "
+			"entry");
+	if (entry[0] == '\0')
+		return dance_err_set(err, DANCE_ERR_CONFIG, "empty allow-list "
+			"entry");
+	if (entry[0] == '~')
+		return add_regex(p, entry, err);
+
+	if (parse_name_entry(entry, key, &flag, &nerr) != DANCE_OK)
+		return dance_err_set(err, DANCE_ERR_CONFIG, "allow-list entry "
+			"'%s': %s", show(entry, show_buf, sizeof(show_buf)),
+			nerr.reason);
+	if ((rc = hset_add(&p->names, key, flag)) < 0)
+		return dance_err_set(err, DANCE_ERR_NOMEM, "out of memory");
+	p->count += (size_t)rc;
+	return DANCE_OK;
+}
+
+size_t
+dance_policy_count(const struct dance_policy *p)
+{
+	return p == NULL ? 0 : p->count;
+}
+
+/*
+ * Probe name and each parent, from the top-level label down: a proper
+ * parent matches ".parent" and "*.parent"; the name itself matches
+ * "name" and ".name".
+ */
+static int
+hash_allows(const struct hset *hs, const char *name, size_t len)
+{
+	uint32_t h = FNV_INIT;
+	size_t i = len;
+
+	if (hs->used == 0)
+		return 0;
+	while (i > 0) {
+		h = fnv_step(h, name[--i]);
+		if (i > 0 && name[i - 1] != '.')
+			continue;
+		/* name[i..len) is a whole suffix: a parent or the name. */
+		if (i > 0 && (hset_flags(hs, name + i, len - i, h) &
+		    (F_SUBTREE | F_BELOW)))
+			return 1;
+		if (i == 0 && (hset_flags(hs, name, len, h) &
+		    (F_EXACT | F_SUBTREE)))
+			return 1;
+	}
+	return 0;
+}
+
+/* 1 when a regex matches; errors other than "no match" count as no
+ * match (fail closed) and are reported in *why. */
+static int
+regex_allows(const struct dance_policy *p, const char *name, size_t len,
+	const char **why)
+{
+	char low[DANCE_NAME_MAX + 1];
+	pcre2_match_data *md;
+	size_t i;
+	int rc, found = 0;
+
+	for (i = 0; i < len; i++)
+		low[i] = lower(name[i]);
+	low[len] = '\0';
+	/* One ovector pair: only "did it match" matters.  Per call, so
+	 * concurrent checks never share writable state. */
+	if ((md = pcre2_match_data_create(1, NULL)) == NULL) {
+		*why = " (out of memory for regex matching)";
+		return 0;
+	}
+	for (i = 0; i < p->nre && !found; i++) {
+		rc = pcre2_match(p->re[i].code, (PCRE2_SPTR)low, len, 0, 0,
+			md, NULL);
+		if (rc >= 0)
+			found = 1;
+		else if (rc != PCRE2_ERROR_NOMATCH)
+			*why = " (a regex failed to run, e.g. match limit)";
+	}
+	pcre2_match_data_free(md);
+	return found;
+}
+
+int
+dance_policy_check(const struct dance_policy *p, const char *name,
+	struct dance_error *err)
+{
+	struct dance_error nerr;
+	const char *why = "";
+	size_t len;
+
+	if (p == NULL || name == NULL)
+		return dance_err_set(err, DANCE_ERR_NOT_ALLOWED, "no policy "
+			"or no name");
+	/* Cheap (linear in the name) and makes the check safe for
+	 * unchecked input: a literal "*" label can never match. */
+	len = strnlen(name, DANCE_NAME_MAX + 1);
+	if (dance_name_check(name, len, 0, NULL, &nerr) != DANCE_OK)
+		return dance_err_set(err, DANCE_ERR_NOT_ALLOWED, "invalid "
+			"name: %s", nerr.reason);
+	if (hash_allows(&p->names, name, len))
+		return DANCE_OK;
+	if (p->nre > 0 && regex_allows(p, name, len, &why))
+		return DANCE_OK;
+	return dance_err_set(err, DANCE_ERR_NOT_ALLOWED, "name '%s' is not "
+		"in the allow-list%s%s", name, p->count == 0 ?
+		" (the allow-list is empty)" : "", why);
+}
