@@ -5,6 +5,8 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev libssl-dev openssl
 libunbound-dev libevent-dev libpcre2-dev libcmocka-dev
 nsd ldnsutils bind9-dnsutils unbound
 nginx nginx-dev libnginx-mod-stream curl perl
+freeradius freeradius-utils libfreeradius-dev libtalloc-dev libpcre3-dev
+eapoltest radsecproxy dpkg-dev
 iproute2 procps psmisc valgrind"
 missing=""
 for p in $PKGS; do

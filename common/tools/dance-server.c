@@ -81,6 +81,7 @@ struct server;
 struct conn {
 	struct server *srv;
 	struct conn *prev, *next;
+	unsigned long id;	/* accept order, for the log */
 	int fd;
 	SSL *ssl;
 	enum conn_phase phase;
@@ -168,7 +169,9 @@ usage(FILE *f)
 "a full handshake.\n"
 "\n"
 "One log line per connection goes to stderr:\n"
-"  peer=ADDR:PORT name=NAME|- outcome=O usage=U|- via=V http=CODE reason=R\n"
+"  conn=N peer=ADDR:PORT name=NAME|- outcome=O usage=U|- via=V http=CODE\n"
+"  reason=R  (N counts accepted connections; lines come in completion\n"
+"  order)\n"
 "  O: SUCCESS, FAILED (verdict after the handshake), NONE (no DANCE),\n"
 "     REFUSED (DANCE aborted the handshake: handshake_failure alert),\n"
 "     ERROR (other handshake or transport failure, timeout)\n"
@@ -522,8 +525,8 @@ conn_log(struct conn *c)
 	else
 		(void)snprintf(usage, sizeof(usage), "-");
 	clean_copy(reason, sizeof(reason), c->reason);
-	fprintf(stderr, PROG ": peer=%s name=%s outcome=%s usage=%s via=%s "
-		"http=%d reason=%s\n", c->peer,
+	fprintf(stderr, PROG ": conn=%lu peer=%s name=%s outcome=%s usage=%s "
+		"via=%s http=%d reason=%s\n", c->id, c->peer,
 		c->name[0] != '\0' ? c->name : "-",
 		c->outcome != NULL ? c->outcome : "ERROR", usage,
 		c->via != NULL ? c->via : "-", c->http_status,
@@ -1010,7 +1013,7 @@ accept_new(struct server *s)
 			s->conns->prev = c;
 		s->conns = c;
 		s->n_conns++;
-		s->accepted++;
+		c->id = ++s->accepted;
 		/* ClientHello is usually already there. */
 		conn_step(c);
 	}
