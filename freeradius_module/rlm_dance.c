@@ -1,0 +1,1139 @@
+/*
+ *   This program is free software; you can redistribute it and/or modify
+ *   it under the terms of the GNU General Public License as published by
+ *   the Free Software Foundation; either version 2 of the License, or (at
+ *   your option) any later version.
+ */
+
+/**
+ * @file rlm_dance.c
+ * @brief DANE client authentication (DANCE) for EAP-TLS and RADIUS/TLS.
+ *
+ * The module owns no TLS itself.  At instantiation it looks up the TLS
+ * configurations FreeRADIUS already has (the "tls-config" sections of
+ * the eap module, and the "tls" sections of TCP listeners), and on each
+ * of their SSL_CTXs
+ *
+ *  - lets libdance register the dane_clientid extension, and
+ *  - installs an SSL_CTX cert_verify_callback (rlm_dance_cert_verify).
+ *
+ * OpenSSL calls that callback instead of X509_verify_cert() for every
+ * peer chain.  It runs X509_verify_cert() itself, with FreeRADIUS' own
+ * per-SSL verify callback (cbtls_verify) wrapped: when PKIX fails for
+ * lack of a trust anchor, DANE decides, and cbtls_verify then sees the
+ * outcome as if OpenSSL had produced it.  See README.md, "Verify path".
+ *
+ * Everything DANE (names, allow-list, DNSSEC lookup, matching) is done by
+ * libdance (common/include/dance.h); this file is FreeRADIUS glue only.
+ */
+RCSID("$Id$")
+
+#include <freeradius/radiusd.h>
+#include <freeradius/modules.h>
+#include <freeradius/rad_assert.h>
+#include <freeradius/listen.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <pthread.h>
+#include <ctype.h>
+
+#include "dance.h"
+
+#ifndef WITH_TLS
+#  error rlm_dance needs FreeRADIUS built with TLS
+#endif
+
+/* Name sources, tried in the configured order. */
+typedef enum {
+	DANCE_SRC_NONE = 0,
+	DANCE_SRC_EXTENSION = 1,	/* dane_clientid (TLS 1.3) */
+	DANCE_SRC_SAN = 2,		/* first allowed SAN dNSName */
+	DANCE_SRC_IDENTITY = 3		/* EAP identity (User-Name) */
+} dance_src_t;
+
+static const FR_NAME_NUMBER dance_src_names[] = {
+	{ "extension",	DANCE_SRC_EXTENSION },
+	{ "san",	DANCE_SRC_SAN },
+	{ "identity",	DANCE_SRC_IDENTITY },
+	{ NULL, 0 }
+};
+
+#define DANCE_SRC_MAX 3
+
+/* Values of DANCE-Status (dictionary.dance). */
+typedef enum {
+	DANCE_ST_AUTHENTICATED = 0,
+	DANCE_ST_PKIX = 1,
+	DANCE_ST_NO_NAME = 2,
+	DANCE_ST_NOT_ALLOWED = 3,
+	DANCE_ST_NO_MATCH = 4,
+	DANCE_ST_OVERLOAD = 5,
+	DANCE_ST_DNS_NODATA = 6,
+	DANCE_ST_DNS_NXDOMAIN = 7,
+	DANCE_ST_DNS_INSECURE = 8,
+	DANCE_ST_DNS_BOGUS = 9,
+	DANCE_ST_DNS_SERVFAIL = 10,
+	DANCE_ST_DNS_TIMEOUT = 11,
+	DANCE_ST_DNS_ERROR = 12,
+	DANCE_ST_ERROR = 13
+} dance_status_t;
+
+static const FR_NAME_NUMBER dance_status_names[] = {
+	{ "Authenticated",	DANCE_ST_AUTHENTICATED },
+	{ "PKIX",		DANCE_ST_PKIX },
+	{ "No-Name",		DANCE_ST_NO_NAME },
+	{ "Not-Allowed",	DANCE_ST_NOT_ALLOWED },
+	{ "No-Match",		DANCE_ST_NO_MATCH },
+	{ "Overload",		DANCE_ST_OVERLOAD },
+	{ "DNS-NODATA",		DANCE_ST_DNS_NODATA },
+	{ "DNS-NXDOMAIN",	DANCE_ST_DNS_NXDOMAIN },
+	{ "DNS-Insecure",	DANCE_ST_DNS_INSECURE },
+	{ "DNS-Bogus",		DANCE_ST_DNS_BOGUS },
+	{ "DNS-SERVFAIL",	DANCE_ST_DNS_SERVFAIL },
+	{ "DNS-Timeout",	DANCE_ST_DNS_TIMEOUT },
+	{ "DNS-Error",		DANCE_ST_DNS_ERROR },
+	{ "Error",		DANCE_ST_ERROR },
+	{ NULL, 0 }
+};
+
+static const FR_NAME_NUMBER dance_usage_names[] = {
+	{ "PKIX-TA",	0 },
+	{ "PKIX-EE",	1 },
+	{ "DANE-TA",	2 },
+	{ "DANE-EE",	3 },
+	{ NULL, 0 }
+};
+
+static const FR_NAME_NUMBER dance_src_values[] = {
+	{ "Extension",	DANCE_SRC_EXTENSION },
+	{ "SAN",	DANCE_SRC_SAN },
+	{ "Identity",	DANCE_SRC_IDENTITY },
+	{ NULL, 0 }
+};
+
+/*
+ *	The dictionary.dance attributes.  Registered at bootstrap when the
+ *	dictionary file was not $INCLUDEd, so the module works either way.
+ */
+static const struct {
+	char const	*name;
+	int		attr;
+	PW_TYPE		type;
+	FR_NAME_NUMBER const *values;
+} dance_attrs[] = {
+	{ "DANCE-Client-Id",	3440, PW_TYPE_STRING,	NULL },
+	{ "DANCE-Status",	3441, PW_TYPE_INTEGER,	dance_status_names },
+	{ "DANCE-Usage",	3442, PW_TYPE_INTEGER,	dance_usage_names },
+	{ "DANCE-Reason",	3443, PW_TYPE_STRING,	NULL },
+	{ "DANCE-Name-Source",	3444, PW_TYPE_INTEGER,	dance_src_values },
+	{ NULL, 0, 0, NULL }
+};
+
+/* One slot per domain that has threads waiting on DNS. */
+typedef struct {
+	char		domain[DANCE_NAME_MAX + 1];
+	uint32_t	waiting;
+} dance_wait_slot_t;
+
+typedef struct rlm_dance_t {
+	char const	*xlat_name;
+
+	/* Configuration */
+	char const	*allow;			/* first of possibly many */
+	char const	*name_source;
+	char const	*trust_anchor_file;	/* first of possibly many */
+	bool		trust_ad;
+	char const	*forwarder;		/* first of possibly many */
+	bool		forward_tls;
+	char const	*tls_ca_file;
+	char const	*unbound_conf;
+	uint32_t	timeout;		/* ms */
+	uint32_t	max_pending;
+	uint32_t	cache_size;
+	uint32_t	min_ttl;
+	uint32_t	max_ttl;
+	uint32_t	neg_ttl;
+	uint32_t	fail_ttl;
+	uint32_t	max_waiting;
+	uint32_t	max_waiting_per_domain;
+	char const	*pkix_ca_file;
+	uint32_t	ext_type;
+	char const	*eap_module;
+	char const	*eap_tls_config;	/* first of possibly many */
+	bool		radsec;
+
+	/* Runtime */
+	dance_src_t		sources[DANCE_SRC_MAX];
+	int			num_sources;
+	bool			use_extension;	/* "extension" in name_source */
+	struct dance_policy	*policy;
+	struct dance_policy	*ext_policy;	/* "~.": see mod_instantiate */
+	struct dance_resolver	*resolver;
+	struct dance_matcher	*matcher;
+	struct dance_tls_server	*server;
+	struct dance_tls_server_cfg server_cfg;
+	int			attached;	/* SSL_CTXs we hooked */
+
+	pthread_mutex_t		wait_mutex;
+	uint32_t		waiting;
+	dance_wait_slot_t	*slots;		/* max_waiting entries */
+} rlm_dance_t;
+
+static const CONF_PARSER module_config[] = {
+	{ "allow", FR_CONF_OFFSET(PW_TYPE_STRING | PW_TYPE_MULTI | PW_TYPE_REQUIRED | PW_TYPE_NOT_EMPTY, rlm_dance_t, allow), NULL },
+	{ "name_source", FR_CONF_OFFSET(PW_TYPE_STRING | PW_TYPE_NOT_EMPTY, rlm_dance_t, name_source), "extension san identity" },
+	{ "trust_anchor_file", FR_CONF_OFFSET(PW_TYPE_FILE_INPUT | PW_TYPE_MULTI, rlm_dance_t, trust_anchor_file), NULL },
+	{ "trust_ad", FR_CONF_OFFSET(PW_TYPE_BOOLEAN, rlm_dance_t, trust_ad), "no" },
+	{ "forwarder", FR_CONF_OFFSET(PW_TYPE_STRING | PW_TYPE_MULTI, rlm_dance_t, forwarder), NULL },
+	{ "forward_tls", FR_CONF_OFFSET(PW_TYPE_BOOLEAN, rlm_dance_t, forward_tls), "no" },
+	{ "tls_ca_file", FR_CONF_OFFSET(PW_TYPE_FILE_INPUT, rlm_dance_t, tls_ca_file), NULL },
+	{ "unbound_conf", FR_CONF_OFFSET(PW_TYPE_FILE_INPUT, rlm_dance_t, unbound_conf), NULL },
+	{ "timeout", FR_CONF_OFFSET(PW_TYPE_INTEGER, rlm_dance_t, timeout), "3000" },
+	{ "max_pending", FR_CONF_OFFSET(PW_TYPE_INTEGER, rlm_dance_t, max_pending), "1000" },
+	{ "cache_size", FR_CONF_OFFSET(PW_TYPE_INTEGER, rlm_dance_t, cache_size), "10000" },
+	{ "min_ttl", FR_CONF_OFFSET(PW_TYPE_INTEGER, rlm_dance_t, min_ttl), "0" },
+	{ "max_ttl", FR_CONF_OFFSET(PW_TYPE_INTEGER, rlm_dance_t, max_ttl), "3600" },
+	{ "neg_ttl", FR_CONF_OFFSET(PW_TYPE_INTEGER, rlm_dance_t, neg_ttl), "60" },
+	{ "fail_ttl", FR_CONF_OFFSET(PW_TYPE_INTEGER, rlm_dance_t, fail_ttl), "5" },
+	{ "max_waiting", FR_CONF_OFFSET(PW_TYPE_INTEGER, rlm_dance_t, max_waiting), "16" },
+	{ "max_waiting_per_domain", FR_CONF_OFFSET(PW_TYPE_INTEGER, rlm_dance_t, max_waiting_per_domain), "4" },
+	{ "pkix_ca_file", FR_CONF_OFFSET(PW_TYPE_FILE_INPUT, rlm_dance_t, pkix_ca_file), NULL },
+	{ "ext_type", FR_CONF_OFFSET(PW_TYPE_INTEGER, rlm_dance_t, ext_type), "65348" },	/* 0xFF44 */
+	{ "eap_module", FR_CONF_OFFSET(PW_TYPE_STRING, rlm_dance_t, eap_module), "eap" },
+	{ "eap_tls_config", FR_CONF_OFFSET(PW_TYPE_STRING | PW_TYPE_MULTI, rlm_dance_t, eap_tls_config), "tls-common" },
+	{ "radsec", FR_CONF_OFFSET(PW_TYPE_BOOLEAN, rlm_dance_t, radsec), "no" },
+	CONF_PARSER_TERMINATOR
+};
+
+/*
+ *	Per-verification state, reachable from the wrapped verify
+ *	callback through the X509_STORE_CTX's ex_data.  Lives on the stack
+ *	of rlm_dance_cert_verify().
+ */
+typedef enum {
+	DANCE_V_UNDECIDED = 0,	/* PKIX has not failed (yet) */
+	DANCE_V_PASS,		/* DANE authenticated the client */
+	DANCE_V_FAIL,		/* DANE client, not authenticated */
+	DANCE_V_SKIP		/* not a DANE client: PKIX result stands */
+} dance_verdict_t;
+
+typedef struct {
+	rlm_dance_t	*inst;
+	SSL		*ssl;
+	REQUEST		*request;
+	int		(*orig_cb)(int, X509_STORE_CTX *);
+	dance_verdict_t	verdict;
+} dance_verify_t;
+
+/* The one process-wide item: OpenSSL ex_data index (OpenSSL's design). */
+static pthread_once_t dance_index_once = PTHREAD_ONCE_INIT;
+static int dance_xs_index = -1;
+
+/*
+ *	FreeRADIUS 3.2 uses SSL ex_data slots it never allocated: the fixed
+ *	FR_TLS_EX_INDEX_* (10..17), and fr_tls_ex_index_certs, which it
+ *	allocates in the SSL_SESSION class but uses with SSL_set_ex_data().
+ *	An index libdance later allocates in the SSL class would share a
+ *	slot with them (and its free callback would free() FreeRADIUS'
+ *	talloc memory).  So burn every SSL-class index up to the highest one
+ *	FreeRADIUS touches before libdance allocates its own.
+ */
+#define DANCE_FR_MAX_FIXED_INDEX 17
+
+static void dance_index_init(void)
+{
+	int idx, highest = DANCE_FR_MAX_FIXED_INDEX;
+
+	if (fr_tls_ex_index_certs > highest) highest = fr_tls_ex_index_certs;
+	if (fr_tls_ex_index_vps > highest) highest = fr_tls_ex_index_vps;
+	do {
+		idx = SSL_get_ex_new_index(0, "rlm_dance: slot used by FreeRADIUS", NULL, NULL, NULL);
+	} while ((idx >= 0) && (idx <= highest));
+
+	dance_xs_index = X509_STORE_CTX_get_ex_new_index(0, "rlm_dance", NULL, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Logging and attributes                                              */
+/* ------------------------------------------------------------------ */
+
+#define DLOG_DEBUG(_r, _fmt, ...) do { \
+	REQUEST *request = (_r); \
+	if (request) { \
+		RDEBUG2("dance: " _fmt, ## __VA_ARGS__); \
+	} else { \
+		DEBUG2("rlm_dance: " _fmt, ## __VA_ARGS__); \
+	} \
+} while (0)
+
+/*
+ *	Rejections always reach the server log (with name and reason), not
+ *	only the debug output: L_AUTH, like "Login incorrect".
+ */
+#define DLOG_REJECT(_r, _fmt, ...) do { \
+	REQUEST *request = (_r); \
+	if (request) { \
+		REDEBUG("dance: " _fmt, ## __VA_ARGS__); \
+	} \
+	AUTH("rlm_dance: " _fmt, ## __VA_ARGS__); \
+} while (0)
+
+/*
+ *	Attributes go into FreeRADIUS' per-session certificate list (the
+ *	one cbtls_verify fills with TLS-Client-Cert-*): EAP copies it into
+ *	every later request of the session; for RADSEC it is the
+ *	connection's list, which mod_authorize copies into each request.
+ *	So DANCE-* are visible in authorize/post-auth and can be copied to
+ *	the reply.
+ */
+static void dance_attr(SSL *ssl, REQUEST *request, char const *attr, char const *value)
+{
+	VALUE_PAIR	**certs;
+	TALLOC_CTX	*talloc_ctx;
+	VALUE_PAIR	*vp;
+
+	if (!value) return;
+	certs = (VALUE_PAIR **)SSL_get_ex_data(ssl, fr_tls_ex_index_certs);
+	talloc_ctx = SSL_get_ex_data(ssl, FR_TLS_EX_INDEX_TALLOC);
+	if (!certs) return;
+
+	vp = fr_pair_make(talloc_ctx, certs, attr, value, T_OP_SET);
+	if (vp && request) rdebug_pair(L_DBG_LVL_2, request, vp, "dance: ");
+}
+
+static void dance_record(dance_verify_t *v, char const *name, dance_src_t src,
+			 dance_status_t st, int usage, char const *reason)
+{
+	char buf[16];
+
+	if (name && *name) dance_attr(v->ssl, v->request, "DANCE-Client-Id", name);
+	if (src != DANCE_SRC_NONE) {
+		dance_attr(v->ssl, v->request, "DANCE-Name-Source",
+			   fr_int2str(dance_src_values, src, NULL));
+	}
+	dance_attr(v->ssl, v->request, "DANCE-Status",
+		   fr_int2str(dance_status_names, st, "Error"));
+	if (usage >= 0) {
+		snprintf(buf, sizeof(buf), "%d", usage);
+		dance_attr(v->ssl, v->request, "DANCE-Usage", buf);
+	}
+	if (reason && *reason) dance_attr(v->ssl, v->request, "DANCE-Reason", reason);
+}
+
+static dance_status_t dance_dns_to_status(enum dance_dns_status s)
+{
+	switch (s) {
+	case DANCE_DNS_SECURE:		return DANCE_ST_AUTHENTICATED;
+	case DANCE_DNS_NODATA:		return DANCE_ST_DNS_NODATA;
+	case DANCE_DNS_NXDOMAIN:	return DANCE_ST_DNS_NXDOMAIN;
+	case DANCE_DNS_INSECURE:	return DANCE_ST_DNS_INSECURE;
+	case DANCE_DNS_BOGUS:		return DANCE_ST_DNS_BOGUS;
+	case DANCE_DNS_SERVFAIL:	return DANCE_ST_DNS_SERVFAIL;
+	case DANCE_DNS_TIMEOUT:		return DANCE_ST_DNS_TIMEOUT;
+	case DANCE_DNS_OVERLOAD:	return DANCE_ST_OVERLOAD;
+	default:			return DANCE_ST_DNS_ERROR;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Caps on threads blocked in DNS                                      */
+/* ------------------------------------------------------------------ */
+
+/*
+ *	The "domain" of a client name for the per-domain cap: the name
+ *	without its first label (sensor7._device.example.com ->
+ *	_device.example.com).  All devices of one zone share the cap, so a
+ *	zone whose servers do not answer can hold at most
+ *	max_waiting_per_domain worker threads.
+ */
+static char const *dance_domain_of(char const *name)
+{
+	char const *dot = strchr(name, '.');
+
+	return dot ? dot + 1 : name;
+}
+
+static bool dance_wait_enter(rlm_dance_t *inst, char const *name, char *why, size_t whylen)
+{
+	char const		*domain = dance_domain_of(name);
+	dance_wait_slot_t	*slot = NULL, *free_slot = NULL;
+	uint32_t		i;
+	bool			ok = false;
+
+	pthread_mutex_lock(&inst->wait_mutex);
+	if (inst->waiting >= inst->max_waiting) {
+		snprintf(why, whylen, "%u threads already waiting for DNS (max_waiting)", inst->waiting);
+		goto done;
+	}
+	for (i = 0; i < inst->max_waiting; i++) {
+		dance_wait_slot_t *s = &inst->slots[i];
+
+		if (s->waiting == 0) {
+			if (!free_slot) free_slot = s;
+			continue;
+		}
+		if (strcmp(s->domain, domain) == 0) {
+			slot = s;
+			break;
+		}
+	}
+	if (slot && slot->waiting >= inst->max_waiting_per_domain) {
+		snprintf(why, whylen, "%u threads already waiting for DNS in %s (max_waiting_per_domain)",
+			 slot->waiting, domain);
+		goto done;
+	}
+	if (!slot) {
+		/* waiting < max_waiting, so a free slot exists */
+		slot = free_slot;
+		strlcpy(slot->domain, domain, sizeof(slot->domain));
+	}
+	slot->waiting++;
+	inst->waiting++;
+	ok = true;
+done:
+	pthread_mutex_unlock(&inst->wait_mutex);
+	return ok;
+}
+
+static void dance_wait_leave(rlm_dance_t *inst, char const *name)
+{
+	char const	*domain = dance_domain_of(name);
+	uint32_t	i;
+
+	pthread_mutex_lock(&inst->wait_mutex);
+	for (i = 0; i < inst->max_waiting; i++) {
+		dance_wait_slot_t *s = &inst->slots[i];
+
+		if (s->waiting && strcmp(s->domain, domain) == 0) {
+			s->waiting--;
+			inst->waiting--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&inst->wait_mutex);
+}
+
+/*
+ *	Secure TLSA answer for name: from the shared cache, or a lookup
+ *	bounded by the timeout when a waiting slot is free.  Never NULL
+ *	unless out of memory.
+ */
+static struct dance_answer *dance_lookup(rlm_dance_t *inst, REQUEST *request, char const *name,
+					 char *why, size_t whylen)
+{
+	struct dance_answer *a;
+
+	a = dance_resolver_cached(inst->resolver, name);
+	if (a) {
+		DLOG_DEBUG(request, "TLSA for %s from cache (%s)", name, dance_dns_status_str(a->status));
+		return a;
+	}
+	if (!dance_wait_enter(inst, name, why, whylen)) return NULL;
+
+	DLOG_DEBUG(request, "looking up TLSA for %s (timeout %u ms)", name, inst->timeout);
+	a = dance_resolve_wait(inst->resolver, name);
+	dance_wait_leave(inst, name);
+	return a;
+}
+
+/* ------------------------------------------------------------------ */
+/* The DANE decision                                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ *	The client name from the first configured source that has one.
+ *	The SAN source picks the first SAN dNSName the allow-list permits,
+ *	so a certificate with several names authenticates as the allowed
+ *	one.
+ */
+static void dance_why_add(char *why, size_t whylen, char const *fmt, ...) CC_HINT(format (printf, 3, 4));
+static void dance_why_add(char *why, size_t whylen, char const *fmt, ...)
+{
+	size_t	used = strlen(why);
+	va_list	ap;
+
+	if (used && (used + 2 < whylen)) {
+		strlcpy(why + used, "; ", whylen - used);
+		used += 2;
+	}
+	if (used + 1 >= whylen) return;
+	va_start(ap, fmt);
+	vsnprintf(why + used, whylen - used, fmt, ap);
+	va_end(ap);
+}
+
+static dance_src_t dance_client_name(dance_verify_t *v, X509 *leaf, char *name,
+				     char *why, size_t whylen)
+{
+	rlm_dance_t		*inst = v->inst;
+	struct dance_error	err;
+	struct dance_conn	*c;
+	char			**identity;
+	int			i;
+
+	why[0] = '\0';
+	for (i = 0; i < inst->num_sources; i++) {
+		switch (inst->sources[i]) {
+		case DANCE_SRC_EXTENSION:
+			c = dance_conn_get(v->ssl);
+			if (!c || c->state == DANCE_CONN_NONE || !c->name[0]) {
+				dance_why_add(why, whylen, "extension: not sent");
+				break;
+			}
+			strlcpy(name, c->name, DANCE_NAME_MAX + 1);
+			return DANCE_SRC_EXTENSION;
+
+		case DANCE_SRC_SAN:
+			memset(&err, 0, sizeof(err));
+			if (dance_cert_san_name(leaf, inst->policy, name, &err) == DANCE_OK) {
+				return DANCE_SRC_SAN;
+			}
+			dance_why_add(why, whylen, "SAN: %s", err.reason[0] ? err.reason : dance_code_str(err.code));
+			break;
+
+		case DANCE_SRC_IDENTITY:
+			identity = (char **)SSL_get_ex_data(v->ssl, FR_TLS_EX_INDEX_IDENTITY);
+			if (!identity || !*identity || !**identity) {
+				dance_why_add(why, whylen, "identity: none");
+				break;
+			}
+			memset(&err, 0, sizeof(err));
+			if (dance_name_check(*identity, strlen(*identity), 0, name, &err) == DANCE_OK) {
+				return DANCE_SRC_IDENTITY;
+			}
+			dance_why_add(why, whylen, "identity \"%.64s\": %s", *identity,
+				      err.reason[0] ? err.reason : dance_code_str(err.code));
+			break;
+
+		default:
+			break;
+		}
+	}
+	if (!why[0]) strlcpy(why, "no name from any configured name_source", whylen);
+	return DANCE_SRC_NONE;
+}
+
+/*
+ *	Decide: allow-list first (no DNS for names that are not allowed),
+ *	then the TLSA set, then OpenSSL's DANE matcher.  A client that sent
+ *	dane_clientid is a DANE client whatever happens; a legacy client
+ *	whose name is missing or not allowed is not one (SKIP: the PKIX
+ *	result stands).
+ */
+static void dance_judge(dance_verify_t *v, X509_STORE_CTX *xs, bool ext_client)
+{
+	rlm_dance_t		*inst = v->inst;
+	REQUEST			*request = v->request;
+	X509			*leaf = X509_STORE_CTX_get0_cert(xs);
+	STACK_OF(X509)		*chain = X509_STORE_CTX_get0_untrusted(xs);
+	char			name[DANCE_NAME_MAX + 1];
+	char			why[256];
+	struct dance_error	err;
+	struct dance_answer	*a;
+	struct dance_match_result res;
+	dance_src_t		src;
+
+	name[0] = '\0';
+	src = dance_client_name(v, leaf, name, why, sizeof(why));
+	if (src == DANCE_SRC_NONE) {
+		DLOG_DEBUG(request, "not a DANE client: %s", why);
+		dance_record(v, NULL, src, DANCE_ST_NO_NAME, -1, why);
+		v->verdict = DANCE_V_SKIP;
+		return;
+	}
+
+	memset(&err, 0, sizeof(err));
+	if (dance_policy_check(inst->policy, name, &err) != DANCE_OK) {
+		DLOG_REJECT(request, "client %s (%s) rejected: not allowed: %s", name,
+			    fr_int2str(dance_src_names, src, "?"), err.reason);
+		dance_record(v, name, src, DANCE_ST_NOT_ALLOWED, -1, err.reason);
+		v->verdict = ext_client ? DANCE_V_FAIL : DANCE_V_SKIP;
+		return;
+	}
+
+	why[0] = '\0';
+	a = dance_lookup(inst, request, name, why, sizeof(why));
+	if (!a) {
+		DLOG_REJECT(request, "client %s rejected: overload: %s", name, why);
+		dance_record(v, name, src, DANCE_ST_OVERLOAD, -1, why);
+		v->verdict = DANCE_V_FAIL;
+		return;
+	}
+	if (a->status != DANCE_DNS_SECURE || a->n == 0) {
+		snprintf(why, sizeof(why), "TLSA lookup %s%s%.200s", dance_dns_status_str(a->status),
+			 a->why[0] ? ": " : "", a->why);
+		DLOG_REJECT(request, "client %s rejected: %s", name, why);
+		dance_record(v, name, src, dance_dns_to_status(a->status), -1, why);
+		dance_answer_unref(a);
+		v->verdict = DANCE_V_FAIL;
+		return;
+	}
+
+	memset(&res, 0, sizeof(res));
+	if (dance_match(inst->matcher, a, leaf, chain, &res) != DANCE_OK || !res.ok) {
+		DLOG_REJECT(request, "client %s rejected: TLSA does not match: %s", name, res.reason);
+		dance_record(v, name, src, DANCE_ST_NO_MATCH, -1, res.reason);
+		dance_answer_unref(a);
+		v->verdict = DANCE_V_FAIL;
+		return;
+	}
+	dance_answer_unref(a);
+
+	DLOG_DEBUG(request, "client %s authenticated by DANE (%s, usage %s, depth %d)", name,
+		   fr_int2str(dance_src_names, src, "?"),
+		   fr_int2str(dance_usage_names, res.usage, "?"), res.depth);
+	if (!request) INFO("rlm_dance: client %s authenticated by DANE (usage %d)", name, res.usage);
+	dance_record(v, name, src, DANCE_ST_AUTHENTICATED, res.usage, NULL);
+	v->verdict = DANCE_V_PASS;
+}
+
+/*
+ *	Errors that mean "no configured CA vouches for this chain".  Only
+ *	these hand the decision to DANE: a chain that does reach a
+ *	configured CA but is revoked, expired etc. keeps failing as before.
+ */
+static bool dance_trust_error(int err)
+{
+	switch (err) {
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_CERT_UNTRUSTED:
+	case X509_V_ERR_DANE_NO_MATCH:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ *	Wraps FreeRADIUS' per-SSL verify callback (cbtls_verify) for the
+ *	duration of one X509_verify_cert().  cbtls_verify still runs for
+ *	every certificate and still does everything it does (attributes,
+ *	check_cert_cn, OCSP, the external verify command); it only sees
+ *	DANE's verdict instead of the missing trust anchor.
+ */
+static int dance_verify_step(int ok, X509_STORE_CTX *xs)
+{
+	dance_verify_t	*v = X509_STORE_CTX_get_ex_data(xs, dance_xs_index);
+	int		err = X509_STORE_CTX_get_error(xs);
+
+	if (!v) return ok;
+
+	if (!ok && v->verdict == DANCE_V_UNDECIDED && dance_trust_error(err)) {
+		dance_judge(v, xs, false);
+	}
+
+	switch (v->verdict) {
+	case DANCE_V_PASS:
+		/*
+		 *	Swallow the error report: OpenSSL still calls us with
+		 *	ok=1 for every depth afterwards, and cbtls_verify must
+		 *	see each certificate once (it adds attributes with +=).
+		 */
+		if (!ok) {
+			X509_STORE_CTX_set_error(xs, X509_V_OK);
+			return 1;
+		}
+		break;
+
+	case DANCE_V_FAIL:
+		if (ok) X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+		ok = 0;
+		break;
+
+	default:
+		break;
+	}
+
+	return v->orig_cb ? v->orig_cb(ok, xs) : ok;
+}
+
+/*
+ *	SSL_CTX cert_verify_callback: OpenSSL calls this instead of
+ *	X509_verify_cert() after it has put the per-SSL verify callback
+ *	(cbtls_verify) into xs.  Per-SSL SSL_set_verify() does not replace
+ *	it, which is why this is the hook.
+ */
+static int rlm_dance_cert_verify(X509_STORE_CTX *xs, void *arg)
+{
+	dance_verify_t		v;
+	struct dance_conn	*c;
+	int			ret;
+
+	memset(&v, 0, sizeof(v));
+	v.inst = arg;
+	v.ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	if (!v.ssl || dance_xs_index < 0) return X509_verify_cert(xs);
+	v.request = SSL_get_ex_data(v.ssl, FR_TLS_EX_INDEX_REQUEST);
+	v.orig_cb = X509_STORE_CTX_get_verify_cb(xs);
+
+	/*
+	 *	A client that sent dane_clientid asked for DANE: decide
+	 *	up front, PKIX does not get a say.
+	 */
+	c = dance_conn_get(v.ssl);
+	if (c && c->state != DANCE_CONN_NONE && v.inst->use_extension) {
+		if (c->state == DANCE_CONN_REJECTED) {
+			DLOG_REJECT(v.request, "client %s rejected: %s", c->name[0] ? c->name : "?", c->reason);
+			dance_record(&v, c->name, DANCE_SRC_EXTENSION, DANCE_ST_NOT_ALLOWED, -1, c->reason);
+			v.verdict = DANCE_V_FAIL;
+		} else {
+			dance_judge(&v, xs, true);
+		}
+	}
+
+	X509_STORE_CTX_set_ex_data(xs, dance_xs_index, &v);
+	X509_STORE_CTX_set_verify_cb(xs, dance_verify_step);
+	ret = X509_verify_cert(xs);
+	X509_STORE_CTX_set_verify_cb(xs, v.orig_cb);
+	X509_STORE_CTX_set_ex_data(xs, dance_xs_index, NULL);
+
+	switch (v.verdict) {
+	case DANCE_V_UNDECIDED:
+		if (ret > 0) dance_record(&v, NULL, DANCE_SRC_NONE, DANCE_ST_PKIX, -1, NULL);
+		break;
+
+	case DANCE_V_PASS:
+		if (ret > 0) X509_STORE_CTX_set_error(xs, X509_V_OK);
+		break;
+
+	case DANCE_V_FAIL:
+		if (X509_STORE_CTX_get_error(xs) == X509_V_OK) {
+			X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+		}
+		ret = 0;
+		break;
+
+	default:
+		break;
+	}
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Attaching to FreeRADIUS' SSL_CTXs                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ *	tls_server_conf_parse() caches its result on the section, so the
+ *	eap module / the listener get the very same fr_tls_server_conf_t
+ *	(and SSL_CTX) whether they parse it before or after us.
+ */
+static int dance_attach_section(rlm_dance_t *inst, CONF_SECTION *tls_cs, char const *what)
+{
+	fr_tls_server_conf_t	*conf;
+	struct dance_error	err;
+
+	conf = tls_server_conf_parse(tls_cs);
+	if (!conf || !conf->ctx) {
+		cf_log_err_cs(tls_cs, "rlm_dance: failed parsing TLS configuration of %s", what);
+		return -1;
+	}
+
+	memset(&err, 0, sizeof(err));
+	if (dance_tls_server_attach(inst->server, conf->ctx, 1, &err) != DANCE_OK) {
+		cf_log_err_cs(tls_cs, "rlm_dance: cannot attach to %s: %s", what, err.reason);
+		return -1;
+	}
+	SSL_CTX_set_cert_verify_callback(conf->ctx, rlm_dance_cert_verify, inst);
+
+	if (conf->realm_dir) {
+		WARN("rlm_dance: %s uses realm_dir; DANE is only active on its default certificate's SSL_CTX", what);
+	}
+	if (conf->ocsp_enable && !conf->ocsp_softfail) {
+		WARN("rlm_dance: %s has OCSP enabled without softfail; DANE-EE clients have no issuer to ask", what);
+	}
+	inst->attached++;
+	cf_log_info(tls_cs, "rlm_dance: DANE client authentication enabled on %s", what);
+	return 0;
+}
+
+static int dance_attach_eap(rlm_dance_t *inst, CONF_SECTION *conf)
+{
+	CONF_SECTION	*modules, *eap_cs, *tls_cs;
+	CONF_PAIR	*cp;
+	char		what[256];
+
+	modules = cf_item_parent(cf_section_to_item(conf));
+	if (!modules) return 0;
+
+	eap_cs = cf_section_sub_find(modules, inst->eap_module);
+	if (!eap_cs) eap_cs = cf_section_sub_find_name2(modules, "eap", inst->eap_module);
+	if (!eap_cs) {
+		WARN("rlm_dance: no module \"%s\" found, not attaching to EAP-TLS", inst->eap_module);
+		return 0;
+	}
+
+	for (cp = cf_pair_find(conf, "eap_tls_config"); cp; cp = cf_pair_find_next(conf, cp, "eap_tls_config")) {
+		char const *name = cf_pair_value(cp);
+
+		if (!name || !*name) continue;
+		tls_cs = cf_section_sub_find_name2(eap_cs, "tls-config", name);
+		if (!tls_cs) {
+			cf_log_err_cp(cp, "rlm_dance: module %s has no \"tls-config %s\" section",
+				      inst->eap_module, name);
+			return -1;
+		}
+		snprintf(what, sizeof(what), "%s tls-config %s", inst->eap_module, name);
+		if (dance_attach_section(inst, tls_cs, what) < 0) return -1;
+	}
+	return 0;
+}
+
+static int dance_attach_listeners(rlm_dance_t *inst, CONF_SECTION *parent, char const *where)
+{
+	CONF_SECTION	*listen, *tls_cs;
+	char		what[256];
+
+	for (listen = cf_subsection_find_next(parent, NULL, "listen");
+	     listen;
+	     listen = cf_subsection_find_next(parent, listen, "listen")) {
+		tls_cs = cf_section_sub_find(listen, "tls");
+		if (!tls_cs) continue;
+		snprintf(what, sizeof(what), "RADIUS/TLS listener%s%s", where ? " of server " : "", where ? where : "");
+		if (dance_attach_section(inst, tls_cs, what) < 0) return -1;
+	}
+	return 0;
+}
+
+static int dance_attach_radsec(rlm_dance_t *inst, CONF_SECTION *conf)
+{
+	CONF_SECTION	*root = cf_top_section(conf);
+	CONF_SECTION	*server;
+
+	if (dance_attach_listeners(inst, root, NULL) < 0) return -1;
+	for (server = cf_subsection_find_next(root, NULL, "server");
+	     server;
+	     server = cf_subsection_find_next(root, server, "server")) {
+		if (dance_attach_listeners(inst, server, cf_section_name2(server)) < 0) return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Module interface                                                    */
+/* ------------------------------------------------------------------ */
+
+static int mod_bootstrap(CONF_SECTION *conf, void *instance)
+{
+	rlm_dance_t	*inst = instance;
+	ATTR_FLAGS	flags;
+	int		i, j;
+
+	inst->xlat_name = cf_section_name2(conf);
+	if (!inst->xlat_name) inst->xlat_name = cf_section_name1(conf);
+
+	memset(&flags, 0, sizeof(flags));
+	for (i = 0; dance_attrs[i].name; i++) {
+		if (dict_attrbyname(dance_attrs[i].name)) continue;
+		if (dict_addattr(dance_attrs[i].name, dance_attrs[i].attr, 0, dance_attrs[i].type, flags) < 0) {
+			cf_log_err_cs(conf, "rlm_dance: failed creating attribute %s: %s",
+				      dance_attrs[i].name, fr_strerror());
+			return -1;
+		}
+		if (!dance_attrs[i].values) continue;
+		for (j = 0; dance_attrs[i].values[j].name; j++) {
+			if (dict_addvalue(dance_attrs[i].values[j].name, dance_attrs[i].name,
+					  dance_attrs[i].values[j].number) < 0) {
+				cf_log_err_cs(conf, "rlm_dance: failed creating value %s: %s",
+					      dance_attrs[i].values[j].name, fr_strerror());
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+static int dance_parse_sources(rlm_dance_t *inst, CONF_SECTION *conf)
+{
+	char	buf[256], *p, *tok, *save = NULL;
+	int	src, i;
+
+	strlcpy(buf, inst->name_source, sizeof(buf));
+	for (p = buf; *p; p++) {
+		if (*p == ',') *p = ' ';
+	}
+	inst->num_sources = 0;
+	for (tok = strtok_r(buf, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+		src = fr_str2int(dance_src_names, tok, DANCE_SRC_NONE);
+		if (src == DANCE_SRC_NONE) {
+			cf_log_err_cs(conf, "rlm_dance: unknown name_source \"%s\" (use extension, san, identity)", tok);
+			return -1;
+		}
+		for (i = 0; i < inst->num_sources; i++) {
+			if (inst->sources[i] == (dance_src_t)src) {
+				cf_log_err_cs(conf, "rlm_dance: name_source \"%s\" given twice", tok);
+				return -1;
+			}
+		}
+		inst->sources[inst->num_sources++] = src;
+		if (src == DANCE_SRC_EXTENSION) inst->use_extension = true;
+	}
+	if (inst->num_sources == 0) {
+		cf_log_err_cs(conf, "rlm_dance: name_source is empty");
+		return -1;
+	}
+	return 0;
+}
+
+static int dance_build_policy(rlm_dance_t *inst, CONF_SECTION *conf)
+{
+	CONF_PAIR		*cp;
+	struct dance_error	err;
+
+	inst->policy = dance_policy_new();
+	if (!inst->policy) return -1;
+	for (cp = cf_pair_find(conf, "allow"); cp; cp = cf_pair_find_next(conf, cp, "allow")) {
+		memset(&err, 0, sizeof(err));
+		if (dance_policy_add(inst->policy, cf_pair_value(cp), &err) != DANCE_OK) {
+			cf_log_err_cp(cp, "rlm_dance: bad allow entry \"%s\": %s", cf_pair_value(cp), err.reason);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* NULL-terminated array of every value of a (multi) item, or NULL. */
+static char const **dance_multi(TALLOC_CTX *ctx, CONF_SECTION *conf, char const *item)
+{
+	CONF_PAIR	*cp;
+	char const	**out;
+	size_t		n = 0;
+
+	for (cp = cf_pair_find(conf, item); cp; cp = cf_pair_find_next(conf, cp, item)) n++;
+	if (n == 0) return NULL;
+	out = talloc_zero_array(ctx, char const *, n + 1);
+	if (!out) return NULL;
+	n = 0;
+	for (cp = cf_pair_find(conf, item); cp; cp = cf_pair_find_next(conf, cp, item)) {
+		out[n++] = cf_pair_value(cp);
+	}
+	return out;
+}
+
+static int dance_build_resolver(rlm_dance_t *inst, CONF_SECTION *conf)
+{
+	struct dance_resolver_cfg	cfg;
+	struct dance_error		err;
+
+	dance_resolver_cfg_init(&cfg);
+	cfg.mode = DANCE_RESOLVER_THREADED;
+	cfg.trust_anchor_files = dance_multi(inst, conf, "trust_anchor_file");
+	cfg.forwarders = dance_multi(inst, conf, "forwarder");
+	cfg.trust_ad = inst->trust_ad;
+	cfg.forward_tls = inst->forward_tls;
+	cfg.tls_ca_file = inst->tls_ca_file;
+	cfg.unbound_conf = inst->unbound_conf;
+	cfg.timeout_ms = inst->timeout;
+	cfg.max_pending = inst->max_pending;
+	cfg.cache_size = inst->cache_size;
+	cfg.min_ttl = inst->min_ttl;
+	cfg.max_ttl = inst->max_ttl;
+	cfg.neg_ttl = inst->neg_ttl;
+	cfg.fail_ttl = inst->fail_ttl;
+
+	if (!cfg.trust_anchor_files && !cfg.trust_ad) {
+		cf_log_err_cs(conf, "rlm_dance: set trust_anchor_file (local DNSSEC validation) "
+			      "or trust_ad = yes (trusted validating forwarders)");
+		return -1;
+	}
+
+	memset(&err, 0, sizeof(err));
+	inst->resolver = dance_resolver_new(&cfg, &err);
+	if (!inst->resolver) {
+		cf_log_err_cs(conf, "rlm_dance: resolver: %s", err.reason);
+		return -1;
+	}
+	return 0;
+}
+
+static int mod_instantiate(CONF_SECTION *conf, void *instance)
+{
+	rlm_dance_t		*inst = instance;
+	struct dance_error	err;
+
+	pthread_once(&dance_index_once, dance_index_init);
+	if (dance_xs_index < 0) {
+		cf_log_err_cs(conf, "rlm_dance: no OpenSSL ex_data index");
+		return -1;
+	}
+
+	FR_INTEGER_BOUND_CHECK("timeout", inst->timeout, >=, 100);
+	FR_INTEGER_BOUND_CHECK("timeout", inst->timeout, <=, 60000);
+	FR_INTEGER_BOUND_CHECK("max_waiting", inst->max_waiting, >=, 1);
+	FR_INTEGER_BOUND_CHECK("max_waiting", inst->max_waiting, <=, 4096);
+	FR_INTEGER_BOUND_CHECK("max_waiting_per_domain", inst->max_waiting_per_domain, >=, 1);
+	FR_INTEGER_BOUND_CHECK("max_waiting_per_domain", inst->max_waiting_per_domain, <=, inst->max_waiting);
+	FR_INTEGER_BOUND_CHECK("max_pending", inst->max_pending, >=, 1);
+	if ((inst->ext_type < 0xFF00) || (inst->ext_type > 0xFFFF) || (inst->ext_type == 0xFF01)) {
+		cf_log_err_cs(conf, "rlm_dance: ext_type must be in 65280..65535 (0xFF00-0xFFFF), not 65281");
+		return -1;
+	}
+	if (inst->min_ttl > inst->max_ttl) {
+		cf_log_err_cs(conf, "rlm_dance: min_ttl is larger than max_ttl");
+		return -1;
+	}
+
+	if (dance_parse_sources(inst, conf) < 0) return -1;
+	if (dance_build_policy(inst, conf) < 0) return -1;
+
+	inst->slots = talloc_zero_array(inst, dance_wait_slot_t, inst->max_waiting);
+	if (!inst->slots) return -1;
+	pthread_mutex_init(&inst->wait_mutex, NULL);
+
+	if (dance_build_resolver(inst, conf) < 0) return -1;
+
+	memset(&err, 0, sizeof(err));
+	inst->matcher = dance_matcher_new(inst->pkix_ca_file, &err);
+	if (!inst->matcher) {
+		cf_log_err_cs(conf, "rlm_dance: matcher: %s", err.reason);
+		return -1;
+	}
+
+	/*
+	 *	The verdict is made in our cert_verify_callback with a
+	 *	bounded blocking lookup, so libdance's handshake glue only
+	 *	registers the extension and records the name (arming
+	 *	OpenSSL's DANE on a cache hit): no lookup from the extension
+	 *	callback, no verify callback of its own.
+	 */
+	/*
+	 *	libdance's extension callback gets an allow-everything policy:
+	 *	a name that is not allowed would otherwise abort the handshake
+	 *	inside OpenSSL, with no FreeRADIUS request to log name and
+	 *	reason on.  The real allow-list is applied in our verify
+	 *	callback, still before any DNS query (the callback only peeks
+	 *	at the cache).
+	 */
+	inst->ext_policy = dance_policy_new();
+	memset(&err, 0, sizeof(err));
+	if (!inst->ext_policy || (dance_policy_add(inst->ext_policy, "~.", &err) != DANCE_OK)) {
+		cf_log_err_cs(conf, "rlm_dance: %s", err.reason[0] ? err.reason : "out of memory");
+		return -1;
+	}
+
+	inst->server_cfg.ext_type = inst->ext_type;
+	inst->server_cfg.policy = inst->ext_policy;
+	inst->server_cfg.resolver = inst->resolver;
+	inst->server_cfg.matcher = inst->matcher;
+	/* Never abort in the extension callback (e.g. on a cached
+	 * NXDOMAIN): the verify callback decides, and logs. */
+	inst->server_cfg.required = 0;
+	inst->server_cfg.lookup_in_handshake = 0;
+	memset(&err, 0, sizeof(err));
+	inst->server = dance_tls_server_new(&inst->server_cfg, &err);
+	if (!inst->server) {
+		cf_log_err_cs(conf, "rlm_dance: %s", err.reason);
+		return -1;
+	}
+
+	if (dance_attach_eap(inst, conf) < 0) return -1;
+	if (inst->radsec && (dance_attach_radsec(inst, conf) < 0)) return -1;
+	if (inst->attached == 0) {
+		WARN("rlm_dance (%s): not attached to any TLS configuration", inst->xlat_name);
+	}
+	return 0;
+}
+
+static int mod_detach(void *instance)
+{
+	rlm_dance_t *inst = instance;
+
+	/*
+	 *	The SSL_CTXs may outlive us on HUP; unhook them is not
+	 *	possible without their list, so the server must not be
+	 *	freed while they are live.  FreeRADIUS 3 frees modules only
+	 *	at exit, after the TLS configurations.
+	 */
+	if (inst->server) dance_tls_server_free(inst->server);
+	if (inst->matcher) dance_matcher_free(inst->matcher);
+	if (inst->resolver) dance_resolver_free(inst->resolver);
+	if (inst->policy) dance_policy_free(inst->policy);
+	if (inst->ext_policy) dance_policy_free(inst->ext_policy);
+	if (inst->slots) pthread_mutex_destroy(&inst->wait_mutex);
+	return 0;
+}
+
+/*
+ *	post-auth: one log line per DANE decision, and "ok" for DANE
+ *	clients so unlang can branch on it.  The attributes themselves are
+ *	already in the request (copied from the TLS session by EAP /
+ *	the RADSEC listener).
+ */
+static rlm_rcode_t CC_HINT(nonnull) mod_post_auth(void *instance, REQUEST *request)
+{
+	rlm_dance_t	*inst = instance;
+	VALUE_PAIR	*status, *name;
+
+	status = fr_pair_find_by_num(request->packet->vps, 3441, 0, TAG_ANY);
+	if (!status) return RLM_MODULE_NOOP;
+	name = fr_pair_find_by_num(request->packet->vps, 3440, 0, TAG_ANY);
+
+	RDEBUG2("%s: client %s status %s", inst->xlat_name, name ? name->vp_strvalue : "-",
+		fr_int2str(dance_status_names, status->vp_integer, "?"));
+	switch (status->vp_integer) {
+	case DANCE_ST_AUTHENTICATED:
+		return RLM_MODULE_OK;
+	case DANCE_ST_PKIX:
+	case DANCE_ST_NO_NAME:
+		return RLM_MODULE_NOOP;
+	default:
+		return RLM_MODULE_REJECT;
+	}
+}
+
+/*
+ *	authorize / preacct: RADIUS/TLS (RADSEC) requests carry the DANCE-*
+ *	attributes of their connection.  FreeRADIUS 3.2 copies a
+ *	connection's certificate attributes only into the one fake request
+ *	of check_client_connections, so the module copies ours into every
+ *	request read from a TLS listener.  EAP requests get the attributes
+ *	of their own EAP-TLS session from the eap module instead; those are
+ *	left alone (the supplicant is not the access point).
+ */
+static rlm_rcode_t CC_HINT(nonnull) mod_authorize(UNUSED void *instance, REQUEST *request)
+{
+	rad_listen_t		*listener = request->listener;
+	listen_socket_t		*sock;
+	VALUE_PAIR		*vp;
+	int			i;
+
+	if (!listener || !listener->tls) return RLM_MODULE_NOOP;
+	if ((listener->type != RAD_LISTEN_AUTH) && (listener->type != RAD_LISTEN_ACCT)) return RLM_MODULE_NOOP;
+	if (fr_pair_find_by_num(request->packet->vps, PW_EAP_MESSAGE, 0, TAG_ANY)) return RLM_MODULE_NOOP;
+	if (fr_pair_find_by_num(request->packet->vps, 3441, 0, TAG_ANY)) return RLM_MODULE_NOOP;
+
+	sock = listener->data;
+	if (!sock || !sock->certs) return RLM_MODULE_NOOP;
+
+	for (i = 0; dance_attrs[i].name; i++) {
+		vp = fr_pair_list_copy_by_num(request->packet, sock->certs, dance_attrs[i].attr, 0, TAG_ANY);
+		if (vp) fr_pair_add(&request->packet->vps, vp);
+	}
+	vp = fr_pair_find_by_num(request->packet->vps, 3441, 0, TAG_ANY);
+	if (!vp) return RLM_MODULE_NOOP;
+	RDEBUG2("RADIUS/TLS connection: DANCE-Status = %s", fr_int2str(dance_status_names, vp->vp_integer, "?"));
+	return RLM_MODULE_UPDATED;
+}
+
+extern module_t rlm_dance;
+module_t rlm_dance = {
+	.magic		= RLM_MODULE_INIT,
+	.name		= "dance",
+	.type		= RLM_TYPE_THREAD_SAFE,
+	.inst_size	= sizeof(rlm_dance_t),
+	.config		= module_config,
+	.bootstrap	= mod_bootstrap,
+	.instantiate	= mod_instantiate,
+	.detach		= mod_detach,
+	.methods = {
+		[MOD_AUTHORIZE]		= mod_authorize,
+		[MOD_PREACCT]		= mod_authorize,
+		[MOD_POST_AUTH]		= mod_post_auth
+	},
+};

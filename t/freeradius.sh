@@ -1,0 +1,409 @@
+#!/bin/sh
+# t/freeradius.sh -- rlm_dance inside Debian's FreeRADIUS 3.2 (TAP).
+#
+# Real freeradius (threaded, -fxx, private raddb in a temp dir, loopback
+# ports), real clients: eapol_test (EAP-TLS over TLS 1.2, name from SAN
+# or EAP identity) and radsecproxy (RADIUS/TLS client) fed by radclient.
+#
+# Env: WORLD_ENV  env file of a running DNS test world (t/world/world.sh);
+#                 without it a private world is started and stopped.
+#      BUILD      build dir (rlm_dance.so in $BUILD/freeradius; built
+#                 with `make freeradius` when missing).
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$top/build}
+
+n=0 pass=0 fail=0
+T=$(mktemp -d /tmp/dance-fr.XXXXXX)
+own_world=""
+pids=""
+
+ok() { n=$((n + 1)); pass=$((pass + 1)); echo "ok $n - $*"; }
+nok() { n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n - $*"; }
+check() {
+	desc=$1
+	shift
+	if "$@"; then ok "$desc"; else nok "$desc"; fi
+}
+
+cleanup() {
+	for p in $pids; do
+		kill "$p" 2>/dev/null
+	done
+	for p in $pids; do
+		wait "$p" 2>/dev/null
+	done
+	[ -n "$own_world" ] && sh "$top/t/world/world.sh" stop "$own_world" >/dev/null 2>&1
+	if [ "$fail" -eq 0 ] && [ -z "${KEEP:-}" ]; then
+		rm -rf "$T"
+	else
+		echo "# logs kept in $T"
+	fi
+}
+
+finish() {
+	cleanup
+	echo "$pass passed, $fail failed"
+	[ "$fail" -eq 0 ]
+	exit $?
+}
+
+bail() {
+	nok "$*"
+	finish
+}
+
+for tool in freeradius eapol_test radsecproxy radclient openssl; do
+	command -v "$tool" >/dev/null 2>&1 || bail "$tool is installed (apt-get install freeradius freeradius-utils eapoltest radsecproxy)"
+done
+
+if [ ! -f "$BUILD/freeradius/rlm_dance.so" ]; then
+	make -C "$top" BUILD="$BUILD" freeradius >"$T/build.log" 2>&1 ||
+		{ tail -20 "$T/build.log" | sed 's/^/# /'; bail "make freeradius builds rlm_dance.so"; }
+fi
+[ -f "$BUILD/freeradius/rlm_dance.so" ] || bail "rlm_dance.so exists"
+
+if [ -z "${WORLD_ENV:-}" ]; then
+	own_world=$T/world
+	sh "$top/t/world/world.sh" start "$own_world" >"$T/world.log" 2>&1 ||
+		bail "DNS test world starts"
+	WORLD_ENV=$own_world/env
+fi
+. "$WORLD_ENV"
+C=$WORLD_CERTS
+
+# Queries for NAME (TLSA) that reached the world's authoritative side.
+qcount() { sh "$top/t/world/world.sh" count "$WORLD_DIR" "$1"; }
+
+. "$top/t/lib/freeradius.sh"
+
+mkdir -p "$T/certs" "$T/lib" "$T/log" "$T/run"
+K=$T/certs
+R=$T/raddb
+AUTH_PORT=$(free_port)
+TLS_PORT=$(free_port)
+TIMEOUT_MS=2500
+fr_make_certs
+fr_write_raddb
+fr_start -xx || bail "freeradius starts with rlm_dance"
+pids="$pids $frpid"
+ok "freeradius starts with rlm_dance"
+check "rlm_dance hooked the EAP-TLS SSL_CTX" grep -q "DANE client authentication enabled on eap tls-config tls-common" "$FRLOG"
+check "rlm_dance hooked the RADIUS/TLS listener" grep -q "DANE client authentication enabled on RADIUS/TLS listener of server radsec" "$FRLOG"
+
+# ------------------------------------------------------------------
+# EAP-TLS with eapol_test
+# ------------------------------------------------------------------
+# eap TAG CERT KEY IDENTITY [TLSVER [DANE_CLIENT_ID]]: run one EAP-TLS
+# authentication (TLS 1.2 unless TLSVER is 13; with DANE_CLIENT_ID the
+# patched eapol_test sends the dane_clientid extension); exit status of
+# eapol_test, transcript in $T/eap-TAG.log.
+eap() {
+	v13=1
+	[ "${5:-12}" = 13 ] && v13=0
+	prog=eapol_test
+	{
+		echo "network={"
+		echo "	key_mgmt=IEEE8021X"
+		echo "	eap=TLS"
+		echo "	identity=\"$4\""
+		echo "	client_cert=\"$2\""
+		echo "	private_key=\"$3\""
+		echo "	phase1=\"tls_disable_tlsv1_3=$v13\""
+		echo "	eapol_flags=0"
+		if [ -n "${6:-}" ]; then
+			echo "	dane_client_id=\"$6\""
+			prog=$EAPOL_DANCE
+		fi
+		echo "}"
+	} >"$T/eap-$1.conf"
+	"$prog" -c "$T/eap-$1.conf" -a 127.0.0.1 -p "$AUTH_PORT" -s testing123 -t 15 \
+		>"$T/eap-$1.log" 2>&1
+}
+
+# Reply-Message of the last Access-Accept/Reject eapol_test saw.
+reply_of() {
+	grep -a "Reply-Message\|Value: " "$T/eap-$1.log" >/dev/null 2>&1
+	sed -n "s/.*Attribute 18 (Reply-Message) length=[0-9]*//p; s/^ *Value: '\(.*\)'$/\1/p" "$T/eap-$1.log" |
+		grep "dance=" | tail -1
+}
+
+accept() { # tag cert key identity expect-in-reply [tlsver [dane_client_id]]
+	if eap "$1" "$2" "$3" "$4" "${6:-12}" "${7:-}" && reply_of "$1" | grep -q -- "$5"; then
+		ok "EAP-TLS accepted: $1 ($5)"
+	else
+		nok "EAP-TLS accepted: $1 ($5) [reply: $(reply_of "$1")]"
+	fi
+}
+reject() { # tag cert key identity expect-in-log [tlsver [dane_client_id]]
+	mark=$(wc -l <"$FRLOG")
+	if eap "$1" "$2" "$3" "$4" "${6:-12}" "${7:-}"; then
+		nok "EAP-TLS rejected: $1 (was accepted)"
+	elif tail -n +"$((mark + 1))" "$FRLOG" | grep -q -- "$5"; then
+		ok "EAP-TLS rejected: $1 (log: $5)"
+	else
+		nok "EAP-TLS rejected: $1, log line \"$5\" missing"
+	fi
+}
+
+accept ee311 "$C/ee311.crt" "$C/ee311.key" anonymous \
+	"dance=ee311.clients.test status=Authenticated usage=DANE-EE source=SAN"
+accept ee312 "$C/ee312.crt" "$C/ee312.key" anonymous "dance=ee312.clients.test status=Authenticated usage=DANE-EE"
+accept full "$C/full.crt" "$C/full.key" anonymous "dance=full.clients.test status=Authenticated usage=DANE-EE"
+accept ee301 "$C/ee301.crt" "$C/ee301.key" anonymous "dance=ee301.clients.test status=Authenticated usage=DANE-EE"
+accept expired "$C/expired.crt" "$C/expired.key" anonymous "dance=expired.clients.test status=Authenticated usage=DANE-EE"
+accept dane-ta "$C/sensor7.chain.pem" "$C/sensor7.key" anonymous \
+	"dance=sensor7._device.clients.test status=Authenticated usage=DANE-TA"
+accept pkix-ee "$C/pkixee.chain.pem" "$C/pkixee.key" anonymous "dance=pkix-ee.clients.test status=Authenticated usage=PKIX-EE"
+accept pkix-ta "$C/pkixta.chain.pem" "$C/pkixta.key" anonymous "dance=pkix-ta.clients.test status=Authenticated usage=PKIX-TA"
+accept rollover-new "$C/rollnew.crt" "$C/rollnew.key" anonymous "dance=rollover.clients.test status=Authenticated"
+accept identity "$K/ee311-nosan.crt" "$C/ee311.key" ee311.clients.test \
+	"dance=ee311.clients.test status=Authenticated usage=DANE-EE source=Identity"
+
+# The existing PKI keeps working, without DNS.
+q0=$(qcount corp1.clients.test)
+accept pkix-corp "$K/corp.crt" "$K/corp.key" alice "status=PKIX"
+accept pkix-corp-allowed-name "$K/corpdane.crt" "$K/corpdane.key" corp1 "status=PKIX"
+check "CA-accepted client with an allowed name: zero DNS queries" test "$(qcount corp1.clients.test)" = "$q0"
+
+# RFC 7671 section 9 (digest agility, OpenSSL's default): with a 3 1 2
+# record present, the 3 1 1 records of the same usage/selector are unused.
+reject rollover-old-superseded "$C/rollold.crt" "$C/rollold.key" anonymous \
+	"client rollover.clients.test rejected: TLSA does not match"
+reject wrong-key "$K/wrongkey.crt" "$C/other.key" anonymous "client ee311.clients.test rejected: TLSA does not match"
+reject untrusted-ca-no-tlsa "$K/rogue.chain.pem" "$K/rogue.key" anonymous "client rogue.clients.test rejected: TLSA lookup"
+reject self-signed-no-tlsa "$C/other.crt" "$C/other.key" anonymous "client other.clients.test rejected: TLSA lookup"
+reject dane-ta-name-not-in-san "$C/nosan.chain.pem" "$C/nosan.key" nosan._device.clients.test \
+	"client nosan._device.clients.test rejected: TLSA does not match"
+reject bogus "$K/ee311-nosan.crt" "$C/ee311.key" bogus.clients.test "client bogus.clients.test rejected: TLSA lookup bogus"
+reject insecure "$K/ee311-nosan.crt" "$C/ee311.key" x.insecure.clients.test "client x.insecure.clients.test rejected: TLSA lookup insecure"
+reject nxdomain "$K/ee311-nosan.crt" "$C/ee311.key" nx.clients.test "client nx.clients.test rejected: TLSA lookup nxdomain"
+reject nodata "$K/ee311-nosan.crt" "$C/ee311.key" nodata.clients.test "client nodata.clients.test rejected: TLSA lookup nodata"
+reject servfail "$K/ee311-nosan.crt" "$C/ee311.key" x.servfail.clients.test "client x.servfail.clients.test rejected: TLSA lookup"
+
+t0=$(date +%s%N)
+reject timeout "$K/ee311-nosan.crt" "$C/ee311.key" t1.slow.clients.test "client t1.slow.clients.test rejected: TLSA lookup timeout"
+t1=$(date +%s%N)
+ms=$(((t1 - t0) / 1000000))
+check "timeout is bounded by the configured $TIMEOUT_MS ms (took $ms ms)" test "$ms" -lt $((TIMEOUT_MS + 4000))
+
+# Not allowed: no DNS query at all.
+q1=$(qcount ee311.notallowed.test)
+q2=$(qcount ee311.blocked.test)
+reject not-allowed-identity "$K/ee311-nosan.crt" "$C/ee311.key" ee311.notallowed.test "not a DANE client\|ee311.notallowed.test"
+reject not-allowed-san "$K/blocked.crt" "$C/ee311.key" "user@corp" "not a DANE client: .*SAN: .*identity \"user@corp\""
+check "the query counter sees lookups that happened (nx.clients.test)" test "$(qcount nx.clients.test)" -gt 0
+check "not-allowed names: zero DNS queries" \
+	test "$(qcount ee311.notallowed.test)" = "$q1" -a "$(qcount ee311.blocked.test)" = "$q2"
+
+# ------------------------------------------------------------------
+# TLS 1.3: SAN with Debian's eapol_test; the dane_clientid extension
+# with the patched eapol_test of hostapd_patch/ (built when missing)
+# ------------------------------------------------------------------
+accept tls13-san "$C/ee312.crt" "$C/ee312.key" anonymous \
+	"dance=ee312.clients.test status=Authenticated usage=DANE-EE source=SAN" 13
+reject tls13-san-wrong-key "$K/wrongkey.crt" "$C/other.key" anonymous \
+	"client ee311.clients.test rejected: TLSA does not match" 13
+
+EAPOL_DANCE=$BUILD/hostapd/bin/eapol_test
+if [ ! -x "$EAPOL_DANCE" ] && [ -z "${NO_HOSTAPD_BUILD:-}" ]; then
+	make -C "$top" BUILD="$BUILD" hostapd >"$T/hostapd-build.log" 2>&1
+fi
+if [ -x "$EAPOL_DANCE" ]; then
+	# Extension name wins over SAN and identity: the cert has no SAN.
+	accept ext-ee311 "$K/ee311-nosan.crt" "$C/ee311.key" device \
+		"dance=ee311.clients.test status=Authenticated usage=DANE-EE source=Extension" 13 ee311.clients.test
+	accept ext-full "$C/full.crt" "$C/full.key" device \
+		"dance=full.clients.test status=Authenticated usage=DANE-EE source=Extension" 13 full.clients.test
+	accept ext-dane-ta "$C/sensor7.chain.pem" "$C/sensor7.key" device \
+		"dance=sensor7._device.clients.test status=Authenticated usage=DANE-TA source=Extension" \
+		13 sensor7._device.clients.test
+	accept ext-pkix-ee "$C/pkixee.chain.pem" "$C/pkixee.key" device \
+		"dance=pkix-ee.clients.test status=Authenticated usage=PKIX-EE source=Extension" 13 pkix-ee.clients.test
+	reject ext-wrong-key "$C/other.crt" "$C/other.key" device \
+		"client ee312.clients.test rejected: TLSA does not match" 13 ee312.clients.test
+	reject ext-nxdomain "$C/ee311.crt" "$C/ee311.key" device \
+		"client nx.clients.test rejected: TLSA lookup nxdomain" 13 nx.clients.test
+	# A CA-issued cert does not rescue a client that asked for DANE.
+	reject ext-pkix-cert-no-tlsa "$K/corpdane.crt" "$K/corpdane.key" device \
+		"client corp1.clients.test rejected: TLSA lookup nxdomain" 13 corp1.clients.test
+	q3=$(qcount ee311.elsewhere.test)
+	reject ext-not-allowed "$C/ee311.crt" "$C/ee311.key" device \
+		"client ee311.elsewhere.test (extension) rejected: not allowed" 13 ee311.elsewhere.test
+	check "extension name not allowed: zero DNS queries" \
+		test "$(qcount ee311.elsewhere.test)" = "$q3"
+else
+	echo "# patched eapol_test ($EAPOL_DANCE) not available: dane_clientid tests skipped"
+fi
+
+# ------------------------------------------------------------------
+# Coalescing: concurrent clients, one late (800 ms) answer
+# ------------------------------------------------------------------
+before=$(qcount dev.late.clients.test)
+for k in 1 2 3; do
+	eap "late$k" "$K/ee311-nosan.crt" "$C/ee311.key" dev.late.clients.test &
+	eval "lp$k=\$!"
+done
+late_ok=0
+for k in 1 2 3; do
+	eval "wait \$lp$k" && late_ok=$((late_ok + 1))
+done
+after=$(qcount dev.late.clients.test)
+check "3 concurrent clients behind a late (800 ms) answer all accepted ($late_ok/3)" test "$late_ok" = 3
+check "their lookups were coalesced ($((after - before)) queries)" test $((after - before)) -le 1
+
+# ------------------------------------------------------------------
+# Availability: saturate the slow domain, a healthy one still answers
+# ------------------------------------------------------------------
+# 10 clients of slow.clients.test (never answers): 3 wait (per-domain
+# cap), the rest fail at once.  Meanwhile a device of the healthy zone
+# whose TLSA is not cached yet needs a real lookup, and gets it.
+qf=$(qcount fresh._device.clients.test)
+slow_pids=""
+for k in 1 2 3 4 5 6 7 8 9 10; do
+	eap "slow$k" "$K/ee311-nosan.crt" "$C/ee311.key" "d$k.slow.clients.test" &
+	slow_pids="$slow_pids $!"
+done
+sleep 0.7
+t0=$(date +%s%N)
+eap healthy "$K/fresh.chain.pem" "$K/fresh.key" anonymous
+hrc=$?
+t1=$(date +%s%N)
+hms=$(((t1 - t0) / 1000000))
+slow_ok=0
+for p in $slow_pids; do
+	wait "$p" && slow_ok=$((slow_ok + 1))
+done
+check "healthy domain authenticated while slow domain saturated" test "$hrc" = 0
+check "healthy domain answered in normal time ($hms ms < 1500 ms)" test "$hms" -lt 1500
+check "... with a real (uncached) lookup" test "$(qcount fresh._device.clients.test)" -gt "$qf"
+check "all slow-domain clients rejected" test "$slow_ok" = 0
+check "excess slow-domain requests failed fast (per-domain cap)" \
+	grep -q "rejected: overload: .* in slow.clients.test (max_waiting_per_domain)" "$FRLOG"
+
+# Global cap: 3 zones x 3 clients = 9 waiting threads > max_waiting 8.
+slow_pids=""
+for z in z1 z2 z3; do
+	for k in 1 2 3; do
+		eap "g$z$k" "$K/ee311-nosan.crt" "$C/ee311.key" "d$k.$z.slow.clients.test" &
+		slow_pids="$slow_pids $!"
+	done
+done
+for p in $slow_pids; do
+	wait "$p"
+done
+check "more waiting threads than max_waiting fail fast (global cap)" \
+	grep -q "rejected: overload: 8 threads already waiting for DNS (max_waiting)" "$FRLOG"
+
+# ------------------------------------------------------------------
+# RADSEC: radsecproxy as a RADIUS/TLS client
+# ------------------------------------------------------------------
+# radsec TAG CERT KEY: radclient -> radsecproxy (udp) -> freeradius (tls).
+radsec() {
+	PORT=$(free_port)
+	cat >"$T/rsp-$1.conf" <<EOF
+ListenUDP 127.0.0.1:$PORT
+LogLevel 4
+LogDestination file://$T/rsp-$1.log
+tls default {
+	CACertificateFile $C/server.crt
+	CertificateFile $2
+	CertificateKeyFile $3
+}
+client lo {
+	host 127.0.0.1
+	type udp
+	secret testing123
+}
+server fr {
+	host 127.0.0.1
+	port $TLS_PORT
+	type tls
+	tls default
+	secret radsec
+	CertificateNameCheck off
+	StatusServer off
+}
+realm * {
+	server fr
+}
+EOF
+	radsecproxy -f -c "$T/rsp-$1.conf" -i "$T/rsp-$1.pid" >"$T/rsp-$1.out" 2>&1 &
+	rpid=$!
+	sleep 0.5
+	echo 'User-Name = "ap-test", User-Password = "x"' |
+		radclient -r 2 -t 3 -x "127.0.0.1:$PORT" auth testing123 >"$T/radclient-$1.log" 2>&1
+	rc=$?
+	kill "$rpid" 2>/dev/null
+	wait "$rpid" 2>/dev/null
+	return $rc
+}
+
+if radsec accept "$C/ee311.crt" "$C/ee311.key" &&
+	grep -q "radsec dance=ee311.clients.test status=Authenticated" "$T/radclient-accept.log"; then
+	ok "RADSEC: radsecproxy with a DANE-bound certificate accepted"
+else
+	nok "RADSEC: radsecproxy with a DANE-bound certificate accepted"
+fi
+if radsec pkix "$K/corp.crt" "$K/corp.key" && grep -q "radsec dance= status=PKIX" "$T/radclient-pkix.log"; then
+	ok "RADSEC: radsecproxy with a CA-issued certificate accepted as before"
+else
+	nok "RADSEC: radsecproxy with a CA-issued certificate accepted as before"
+fi
+if radsec wrongkey "$K/wrongkey.crt" "$C/other.key"; then
+	nok "RADSEC: radsecproxy with a wrong key refused"
+elif grep -q "client ee311.clients.test rejected: TLSA does not match" "$FRLOG"; then
+	ok "RADSEC: radsecproxy with a wrong key refused"
+else
+	nok "RADSEC: radsecproxy with a wrong key refused (no log line)"
+fi
+if radsec nxdomain "$C/other.crt" "$C/other.key"; then
+	nok "RADSEC: radsecproxy without TLSA refused"
+else
+	ok "RADSEC: radsecproxy without TLSA refused"
+fi
+
+check "freeradius still running" kill -0 "$frpid"
+
+# Clean shutdown: radiusd unloads modules before freeing the SSL_CTXs
+# that carry libdance's ex_data callbacks (regression: SIGSEGV at exit).
+kill -TERM "$frpid"
+wait "$frpid"
+rc=$?
+check "freeradius exits cleanly on SIGTERM (status $rc)" test "$rc" = 0
+pids=""
+
+# ------------------------------------------------------------------
+# Configuration validation (freeradius -C on copies of the raddb)
+# ------------------------------------------------------------------
+# conf_check TAG SED-EXPR: rc of freeradius -C, output in $T/C-TAG.log
+conf_check() {
+	rm -rf "$T/C-$1"
+	cp -r "$R" "$T/C-$1"
+	sed -i "s|$(printf '%s' "$T/raddb" | sed 's/[.[\*^$|]/\\&/g')|$T/C-$1|g; $2" "$T/C-$1/radiusd.conf"
+	freeradius -C -xl stdout -d "$T/C-$1" -n radiusd >"$T/C-$1.log" 2>&1
+}
+conf_bad() { # tag sed-expr expected-message
+	if conf_check "$1" "$2"; then
+		nok "config rejected: $1"
+	elif grep -q -- "$3" "$T/C-$1.log"; then
+		ok "config rejected: $1 ($3)"
+	else
+		nok "config rejected: $1, message \"$3\" missing"
+	fi
+}
+conf_bad name_source 's|name_source = .*|name_source = "san dns"|' 'unknown name_source "dns"'
+conf_bad allow-regex 's|allow = ".clients.test"|allow = "~(unclosed"|' 'bad allow entry "~(unclosed"'
+conf_bad no-trust 's|trust_anchor_file = .*||' 'set trust_anchor_file'
+conf_bad ext_type 's|radsec = yes|radsec = yes\n\t\text_type = 65281|' 'ext_type must be in'
+conf_bad eap_tls_config 's|eap_tls_config = "tls-common"|eap_tls_config = "nonesuch"|' 'has no "tls-config nonesuch" section'
+# The shipped mods-available/dance parses (with the world's anchor).
+rm -rf "$T/C-shipped"
+cp -r "$R" "$T/C-shipped"
+sed -i "s|$T/raddb|$T/C-shipped|g" "$T/C-shipped/radiusd.conf"
+awk '/^\tdance \{/ {skip = 1} skip && /^\t\}/ {skip = 0; print "\t$INCLUDE dance.conf"; next} !skip' \
+	"$T/C-shipped/radiusd.conf" >"$T/C-shipped/r" && mv "$T/C-shipped/r" "$T/C-shipped/radiusd.conf"
+sed "s|/usr/share/dns/root.key|$WORLD_TA|" "$top/freeradius_module/raddb/mods-available/dance" >"$T/C-shipped/dance.conf"
+check "shipped mods-available/dance passes freeradius -C" \
+	freeradius -C -xl "$T/C-shipped.log" -d "$T/C-shipped" -n radiusd
+finish

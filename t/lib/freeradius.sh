@@ -1,0 +1,237 @@
+# t/lib/freeradius.sh -- shared by t/freeradius.sh and bench/freeradius:
+# test certificates, a private raddb and starting freeradius.  Sourced;
+# the caller sets top, BUILD, T, C (= $WORLD_CERTS, world env sourced),
+# K (extra certs), R (raddb), AUTH_PORT, TLS_PORT, TIMEOUT_MS and defines
+# bail().  Keeps everything under $T, loopback ports only.
+
+# A free loopback port (tcp and udp).
+free_port() {
+	while :; do
+		p=$(shuf -i 20000-60000 -n 1)
+		ss -Htanu 2>/dev/null | awk '{print $5}' | grep -q ":$p\$" || { echo "$p"; return; }
+	done
+}
+
+# fr_make_certs: test certificates beyond the world's, into $K.
+fr_make_certs() {
+	ossl() { openssl "$@" >>"$T/openssl.log" 2>&1 || bail "openssl $1 for test certificates"; }
+	ec_key() { ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+
+	# corpca: the CA FreeRADIUS is configured with (ca_file), the existing PKI.
+	ec_key "$K/corpca.key"
+	ossl req -x509 -new -key "$K/corpca.key" -subj "/CN=Corp RADIUS CA" -days 30 \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+		-out "$K/corpca.crt"
+	# corp users: PKIX clients; one of them has an allowed DANE-style name.
+	for who in corp corpdane; do
+		case $who in
+		corp) san=alice.corp.test ;;
+		corpdane) san=corp1.clients.test ;;
+		esac
+		ec_key "$K/$who.key"
+		ossl req -new -key "$K/$who.key" -subj "/CN=$san" -out "$K/$who.csr"
+		printf 'basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\nsubjectAltName=DNS:%s\n' "$san" >"$K/$who.ext"
+		ossl x509 -req -in "$K/$who.csr" -CA "$K/corpca.crt" -CAkey "$K/corpca.key" -CAcreateserial \
+			-days 30 -extfile "$K/$who.ext" -out "$K/$who.crt"
+	done
+	# roguecca: a CA nobody trusts; its leaf has an allowed name without TLSA.
+	ec_key "$K/rogueca.key"
+	ossl req -x509 -new -key "$K/rogueca.key" -subj "/CN=Rogue CA" -days 30 \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign -out "$K/rogueca.crt"
+	ec_key "$K/rogue.key"
+	ossl req -new -key "$K/rogue.key" -subj "/CN=rogue.clients.test" -out "$K/rogue.csr"
+	printf 'basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\nsubjectAltName=DNS:rogue.clients.test\n' >"$K/rogue.ext"
+	ossl x509 -req -in "$K/rogue.csr" -CA "$K/rogueca.crt" -CAkey "$K/rogueca.key" -CAcreateserial \
+		-days 30 -extfile "$K/rogue.ext" -out "$K/rogue.crt"
+	cat "$K/rogue.crt" "$K/rogueca.crt" >"$K/rogue.chain.pem"
+	# ee311's key without any SAN: the name must come from the EAP identity.
+	ossl req -x509 -new -key "$C/ee311.key" -subj "/CN=device" -days 30 -out "$K/ee311-nosan.crt"
+	# Wrong key: SAN ee311.clients.test, key of other.crt.
+	ossl req -x509 -new -key "$C/other.key" -subj "/CN=ee311.clients.test" -days 30 \
+		-addext subjectAltName=DNS:ee311.clients.test -out "$K/wrongkey.crt"
+	# A self-signed cert whose only name is not allowed.
+	ossl req -x509 -new -key "$C/ee311.key" -subj "/CN=blocked" -days 30 \
+		-addext subjectAltName=DNS:ee311.blocked.test -out "$K/blocked.crt"
+	# A device of the healthy _device zone nobody has looked up yet
+	# (DANE-TA via the world's *._device.clients.test record).
+	ec_key "$K/fresh.key"
+	ossl req -new -key "$K/fresh.key" -subj "/CN=fresh._device.clients.test" -out "$K/fresh.csr"
+	printf 'basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\nsubjectAltName=DNS:fresh._device.clients.test\n' >"$K/fresh.ext"
+	ossl x509 -req -in "$K/fresh.csr" -CA "$C/devca.crt" -CAkey "$C/devca.key" -CAcreateserial \
+		-CAserial "$K/devca.srl" -days 30 -extfile "$K/fresh.ext" -out "$K/fresh.crt"
+	cat "$K/fresh.crt" "$C/devca.crt" >"$K/fresh.chain.pem"
+}
+
+# fr_write_raddb: private raddb in $R (modules from $T/lib), EAP-TLS on
+# 127.0.0.1:$AUTH_PORT (server default), RADIUS/TLS on $TLS_PORT
+# (server radsec), rlm_dance with a $TIMEOUT_MS ms lookup timeout.
+fr_write_raddb() {
+	for m in /usr/lib/freeradius/*.so; do ln -sf "$m" "$T/lib/"; done
+	ln -sf "$BUILD/freeradius/rlm_dance.so" "$T/lib/rlm_dance.so"
+	mkdir -p "$R"
+
+	cat >"$R/dictionary" <<EOF
+\$INCLUDE $top/freeradius_module/raddb/dictionary.dance
+EOF
+
+	cat >"$R/radiusd.conf" <<EOF
+prefix = /usr
+exec_prefix = /usr
+sysconfdir = /etc
+localstatedir = $T
+sbindir = /usr/sbin
+logdir = $T/log
+raddbdir = $R
+radacctdir = $T/acct
+name = radiusd
+confdir = $R
+run_dir = $T/run
+db_dir = $T
+libdir = $T/lib
+pidfile = $T/run/radiusd.pid
+max_request_time = 30
+cleanup_delay = 1
+max_requests = 16384
+hostname_lookups = no
+log {
+	destination = files
+	file = $T/log/radius.log
+	auth = yes
+}
+security {
+	allow_core_dumps = no
+	max_attributes = 200
+	reject_delay = 0
+	status_server = no
+}
+thread pool {
+	start_servers = 16
+	max_servers = 32
+	min_spare_servers = 4
+	max_spare_servers = 32
+	max_requests_per_server = 0
+	max_queue_size = 65536
+}
+client eapol {
+	ipaddr = 127.0.0.1
+	secret = testing123
+}
+clients radsec {
+	client lo {
+		ipaddr = 127.0.0.1
+		proto = tls
+		secret = radsec
+	}
+}
+modules {
+	eap {
+		default_eap_type = tls
+		timer_expire = 60
+		max_sessions = 4096
+		tls-config tls-common {
+			private_key_file = $C/server.key
+			certificate_file = $C/server.crt
+			ca_file = $K/corpca.crt
+			tls_min_version = "1.2"
+			tls_max_version = "1.3"
+			cipher_list = "DEFAULT"
+			fragment_size = 1024
+			cache {
+				enable = no
+			}
+		}
+		tls {
+			tls = tls-common
+		}
+	}
+	dance {
+		allow = ".clients.test"
+		name_source = "extension san identity"
+		trust_anchor_file = "$WORLD_TA"
+		unbound_conf = "$WORLD_UNBOUND_CONF"
+		timeout = $TIMEOUT_MS
+		max_waiting = 8
+		max_waiting_per_domain = 3
+		fail_ttl = 0
+		pkix_ca_file = "$C/pkixca.crt"
+		eap_tls_config = "tls-common"
+		radsec = yes
+	}
+}
+server default {
+	listen {
+		type = auth
+		ipaddr = 127.0.0.1
+		port = $AUTH_PORT
+	}
+	authorize {
+		eap {
+			ok = return
+		}
+	}
+	authenticate {
+		eap
+	}
+	post-auth {
+		dance
+		update reply {
+			Reply-Message := "dance=%{DANCE-Client-Id} status=%{DANCE-Status} usage=%{DANCE-Usage} source=%{DANCE-Name-Source}"
+		}
+		Post-Auth-Type REJECT {
+			update reply {
+				Reply-Message := "dance=%{DANCE-Client-Id} status=%{DANCE-Status} reason=%{DANCE-Reason}"
+			}
+		}
+	}
+}
+server radsec {
+	listen {
+		type = auth
+		ipaddr = 127.0.0.1
+		port = $TLS_PORT
+		proto = tcp
+		clients = radsec
+		tls {
+			private_key_file = $C/server.key
+			certificate_file = $C/server.crt
+			ca_file = $K/corpca.crt
+			require_client_cert = yes
+			tls_min_version = "1.2"
+			tls_max_version = "1.2"
+			cache {
+				enable = no
+			}
+		}
+	}
+	authorize {
+		# copies the connection's DANCE-* into the request
+		dance
+		update control {
+			Auth-Type := Accept
+		}
+		update reply {
+			Reply-Message := "radsec dance=%{DANCE-Client-Id} status=%{DANCE-Status}"
+		}
+	}
+	authenticate {
+	}
+}
+EOF
+}
+
+# fr_start DEBUGFLAGS: start freeradius (FRLOG, frpid); 0 when ready.
+fr_start() {
+	FRLOG=$T/log/radius.log
+	freeradius -f $1 -l "$FRLOG" -d "$R" -n radiusd >"$T/freeradius.out" 2>&1 &
+	frpid=$!
+	i=0
+	until grep -q "Ready to process requests" "$FRLOG" 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -gt 200 ] || ! kill -0 $frpid 2>/dev/null; then
+			tail -30 "$FRLOG" "$T/freeradius.out" 2>/dev/null | sed 's/^/# /'
+			return 1
+		fi
+		sleep 0.1
+	done
+	return 0
+}
