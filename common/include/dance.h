@@ -471,7 +471,13 @@ struct dance_tls_server_cfg {
 	 * in-handshake verifier, so the verdict is in the handshake. */
 	int lookup_in_handshake;
 	dance_conn_cb on_answer;
-	void *on_answer_arg;
+	void *on_answer_arg;	/* passed to on_answer and on_refuse */
+	/* Optional: the glue itself ends the handshake with
+	 * handshake_failure (bad or disallowed name, failed in-handshake
+	 * match, failed lookup when required).  c->name and c->reason say
+	 * why; the host logs it (OpenSSL's own error says only "bad
+	 * extension" or "certificate verify failed"). */
+	dance_conn_cb on_refuse;
 };
 
 struct dance_tls_server;

@@ -210,6 +210,19 @@ dns_reason(const struct dance_answer *a, char *buf, size_t len)
 			dance_dns_status_str(a->status));
 }
 
+/* The glue ends the handshake itself: tell the host, which has no
+ * other place to log the name and reason (OpenSSL only says "bad
+ * extension" or "certificate verify failed"). */
+static int
+conn_refuse(struct dance_tls_server *srv, struct conn_priv *c, int *al)
+{
+	if (srv != NULL && srv->cfg.on_refuse != NULL)
+		srv->cfg.on_refuse(c->ssl, &c->pub, srv->cfg.on_answer_arg);
+	if (al != NULL)
+		*al = SSL_AD_HANDSHAKE_FAILURE;
+	return 0;
+}
+
 /*
  * A lookup outcome arrived during the handshake (owned reference a):
  * arm OpenSSL's verifier for a secure set, otherwise leave the verdict
@@ -242,8 +255,7 @@ conn_answered_in_handshake(struct dance_tls_server *srv,
 	}
 	if (!srv->cfg.required)
 		return 1;
-	*al = SSL_AD_HANDSHAKE_FAILURE;
-	return 0;
+	return conn_refuse(srv, c, al);
 }
 
 /* Lookup callback (event mode): keep the answer, tell the host. */
@@ -320,11 +332,11 @@ srv_free_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
 }
 
 static int
-srv_reject(struct conn_priv *c, const struct dance_error *e, int *al)
+srv_reject(struct dance_tls_server *srv, struct conn_priv *c,
+	const struct dance_error *e, int *al)
 {
 	conn_set(c, DANCE_CONN_REJECTED, e->code, e->reason);
-	*al = SSL_AD_HANDSHAKE_FAILURE;
-	return 0;
+	return conn_refuse(srv, c, al);
 }
 
 /* After the name passed the allow-list: cache, then DNS. */
@@ -349,8 +361,7 @@ srv_name_accepted(struct dance_tls_server *srv, struct conn_priv *c,
 	if (conn_start_lookup(srv, c, &e) != DANCE_OK) {
 		if (!srv->cfg.required)
 			return 1;
-		*al = SSL_AD_HANDSHAKE_FAILURE;
-		return 0;
+		return conn_refuse(srv, c, al);
 	}
 	if (c->pub.state == DANCE_CONN_ANSWERED) {
 		/* Answered synchronously (e.g. overload): decide now. */
@@ -384,15 +395,15 @@ srv_parse_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
 		 * rename an already judged connection. */
 		dance_err_set(&e, DANCE_ERR_PROTOCOL, "second dane_clientid "
 			"on one connection");
-		return srv_reject(c, &e, al);
+		return srv_reject(srv, c, &e, al);
 	}
 	c->pub.srv = srv;
 	if (dance_ext_parse(in, inlen, c->pub.name, &e) != DANCE_OK) {
 		c->pub.name[0] = '\0';
-		return srv_reject(c, &e, al);
+		return srv_reject(srv, c, &e, al);
 	}
 	if (dance_policy_check(srv->cfg.policy, c->pub.name, &e) != DANCE_OK)
-		return srv_reject(c, &e, al);
+		return srv_reject(srv, c, &e, al);
 	return srv_name_accepted(srv, c, al);
 }
 
@@ -431,7 +442,7 @@ dance_tls_verify_step(int ok, X509_STORE_CTX *xs)
 		 * error (and only this one) to it, not bad_certificate. */
 		X509_STORE_CTX_set_error(xs,
 			X509_V_ERR_APPLICATION_VERIFICATION);
-		return 0;
+		return conn_refuse(c->pub.srv, c, NULL);
 	}
 	if (c->pub.state == DANCE_CONN_ARMED &&
 	    X509_STORE_CTX_get_error_depth(xs) == 0) {
