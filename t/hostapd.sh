@@ -1,0 +1,565 @@
+#!/bin/sh
+# t/hostapd.sh -- DANCE in hostapd's integrated EAP server.
+#
+# hostapd (patched, hostapd_patch/) runs as a RADIUS server and the
+# patched eapol_test authenticates with EAP-TLS against it.  hostapd's
+# RADIUS server binds every interface, so everything runs inside a
+# private network namespace (unshare -n) that has only lo.  The DNS world
+# the test runner started (WORLD_ENV) listens on the host's loopback,
+# which the namespace cannot reach, so this script starts its own world
+# (t/world/world.sh, the same zones and certificates) inside the
+# namespace.  Output: TAP lines and "N passed, N failed".
+#
+#   BUILD=<abs build dir> sh t/hostapd.sh
+set -u
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$top/build}
+export BUILD
+HAPD=$BUILD/hostapd/bin/hostapd
+EAPOL=$BUILD/hostapd/bin/eapol_test
+SUPP=$BUILD/hostapd/bin/wpa_supplicant
+
+if [ -z "${DANCE_HAPD_NETNS:-}" ]; then
+	if [ ! -x "$HAPD" ] || [ ! -x "$EAPOL" ] || [ ! -x "$SUPP" ]; then
+		if ! make -C "$top" BUILD="$BUILD" hostapd >/tmp/hostapd-build.$$.log 2>&1; then
+			tail -n 30 /tmp/hostapd-build.$$.log
+			echo "not ok 1 - make hostapd (log /tmp/hostapd-build.$$.log)"
+			echo "0 passed, 1 failed"
+			exit 1
+		fi
+		rm -f /tmp/hostapd-build.$$.log
+	fi
+	if ! unshare -n true 2>/dev/null; then
+		echo "not ok 1 - unshare -n (network namespaces need root)"
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+	DANCE_HAPD_NETNS=1 exec unshare -n sh "$0" "$@"
+fi
+
+# --- inside the private network namespace ----------------------------------
+ip link set lo up || exit 1
+
+T=$(mktemp -d /tmp/dance-hostapd.XXXXXX)
+W=$T/world
+n=0
+pass=0
+fail=0
+HPID=
+
+KEEP=1
+# The world's servers must be stopped before $T goes (their pids are in it).
+SPID=
+cleanup() {
+	[ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+	[ -n "$HPID" ] && kill "$HPID" 2>/dev/null && wait "$HPID" 2>/dev/null
+	sh "$top/t/world/world.sh" stop "$W" >/dev/null 2>&1
+	[ "$KEEP" = 0 ] && rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ok() {
+	n=$((n + 1))
+	pass=$((pass + 1))
+	echo "ok $n - $1"
+}
+
+not_ok() {
+	n=$((n + 1))
+	fail=$((fail + 1))
+	echo "not ok $n - $1"
+	shift
+	for f in "$@"; do
+		[ -f "$f" ] && sed 's/^/#   /' "$f" | tail -n 15
+	done
+}
+
+finish() {
+	echo "$pass passed, $fail failed"
+	[ "$fail" -eq 0 ]
+	exit
+}
+
+if ! sh "$top/t/world/world.sh" start "$W" >"$T/world.log" 2>&1; then
+	not_ok "DNS world starts inside the namespace" "$T/world.log"
+	finish
+fi
+. "$W/env"
+C=$WORLD_CERTS
+
+printf '*\tTLS\n' >"$T/eap_user"
+printf '127.0.0.1/32\ttesting123\n' >"$T/radius_clients"
+
+# start_hostapd NAME PORT [EXTRA]: EXTRA holds more config lines
+start_hostapd() {
+	name=$1 port=$2
+	conf=$T/$name.conf
+	cat >"$conf" <<-EOF
+	driver=none
+	interface=dance-$name
+	logger_stdout=-1
+	logger_stdout_level=2
+	eap_server=1
+	eap_user_file=$T/eap_user
+	server_cert=$C/server.crt
+	private_key=$C/server.key
+	radius_server_clients=$T/radius_clients
+	radius_server_auth_port=$port
+	radius_server_acct_port=0
+	tls_flags=[ENABLE-TLSv1.3]
+	EOF
+	[ -n "${3:-}" ] && printf '%s\n' "$3" >>"$conf"
+	HLOG=$T/$name.hostapd.log
+	# shellcheck disable=SC2086
+	${DANCE_HOSTAPD_WRAP:-} "$HAPD" -d -t "$conf" >"$HLOG" 2>&1 &
+	HPID=$!
+	HPORT=$port
+	# ready when the RADIUS port is bound
+	i=0
+	while ! ss -lun 2>/dev/null | grep -q ":$port "; do
+		i=$((i + 1))
+		if [ $i -gt 600 ] || ! kill -0 "$HPID" 2>/dev/null; then
+			return 1
+		fi
+		sleep 0.05
+	done
+	return 0
+}
+
+stop_hostapd() {
+	[ -n "$HPID" ] && kill "$HPID" 2>/dev/null && wait "$HPID" 2>/dev/null
+	HPID=
+}
+
+# eapol TAG CERT KEY NAME [TLSVER [TIMEOUT]]: run eapol_test; NAME "-" =
+# no dane_client_id; TLSVER 13 or 12.  Returns eapol_test's exit status.
+eapol() {
+	tag=$1 cert=$2 key=$3 dname=$4 ver=${5:-13} tmo=${6:-20}
+	sconf=$T/$tag.sup.conf
+	if [ "$ver" = 13 ]; then
+		p1="tls_disable_tlsv1_3=0"
+	else
+		p1="tls_disable_tlsv1_3=1"
+	fi
+	{
+		echo "network={"
+		echo "	key_mgmt=IEEE8021X"
+		echo "	eap=TLS"
+		if [ "$dname" = - ]; then
+			echo "	identity=\"device\""
+		else
+			echo "	identity=\"$dname\""
+			echo "	dane_client_id=\"$dname\""
+		fi
+		echo "	ca_cert=\"$C/server.crt\""
+		echo "	client_cert=\"$cert\""
+		echo "	private_key=\"$key\""
+		echo "	phase1=\"$p1\""
+		echo "}"
+	} >"$sconf"
+	ELOG=$T/$tag.eapol.log
+	"$EAPOL" -c "$sconf" -a 127.0.0.1 -p "$HPORT" -s testing123 -r0 \
+		-t "$tmo" >"$ELOG" 2>&1
+}
+
+# expect_auth success|failure DESCRIPTION TAG CERT KEY NAME [TLSVER]
+expect_auth() {
+	want=$1 desc=$2
+	shift 2
+	eapol "$@"
+	rc=$?
+	if [ "$want" = success ] && [ $rc -eq 0 ] &&
+	    grep -q '^SUCCESS' "$ELOG"; then
+		ok "$desc"
+	elif [ "$want" = failure ] && [ $rc -ne 0 ] &&
+	    grep -q 'EAP-Failure\|CTRL-EVENT-EAP-FAILURE\|FAILURE' "$ELOG"; then
+		ok "$desc"
+	else
+		not_ok "$desc (eapol_test rc=$rc, wanted $want)" "$ELOG" "$HLOG"
+	fi
+}
+
+# expect_log PATTERN DESCRIPTION: hostapd logged PATTERN
+expect_log() {
+	if grep -a -q -- "$1" "$HLOG"; then
+		ok "$2"
+	else
+		not_ok "$2 (no '$1' in the hostapd log)" "$HLOG"
+	fi
+}
+
+# wait_log PATTERN [TENTHS]: wait until hostapd logged PATTERN
+wait_log() {
+	i=0
+	while ! grep -a -q -- "$1" "$HLOG"; do
+		i=$((i + 1))
+		[ $i -gt "${2:-100}" ] && return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+# queries NAME: TLSA queries for NAME that reached the authoritative side
+queries() {
+	sh "$top/t/world/world.sh" count "$W" "$1" TLSA 2>/dev/null || echo x
+}
+
+DANCE_BASE="dance=1
+dance_trust_anchor_file=$WORLD_TA
+dance_unbound_conf=$WORLD_UNBOUND_CONF
+dance_ca_file=$C/pkixca.crt
+dance_allow=ee311.clients.test
+dance_allow=ee312.clients.test
+dance_allow=full.clients.test
+dance_allow=ee301.clients.test
+dance_allow=expired.clients.test
+dance_allow=*._device.clients.test
+dance_allow=pkix-ee.clients.test
+dance_allow=pkix-ta.clients.test
+dance_allow=rollover.clients.test
+dance_allow=bogus.clients.test
+dance_allow=.insecure.clients.test
+dance_allow=nx.clients.test
+dance_allow=nodata.clients.test
+dance_allow=.slow.clients.test
+dance_allow=dev.late.clients.test
+dance_allow=.servfail.clients.test"
+
+# start_dance NAME PORT [EXTRA]: hostapd with the DANCE keys above
+start_dance() {
+	start_hostapd "$1" "$2" "$DANCE_BASE
+${3:-}"
+}
+
+# --- A: DANCE over TLS 1.3, name from dane_clientid only --------------------
+if ! start_dance a 18121 "dance_timeout=2000"; then
+	not_ok "hostapd with dance=1 starts" "$T/a.hostapd.log"
+	finish
+fi
+ok "hostapd with dance=1 starts (RADIUS server in a private netns)"
+
+expect_auth success "DANE-EE 3 1 1, self-signed, TLS 1.3" \
+	a-ee311 "$C/ee311.crt" "$C/ee311.key" ee311.clients.test
+expect_log "DANCE: client 'ee311.clients.test' (ext) authenticated by TLSA usage 3" \
+	"hostapd logs the authenticated name and usage"
+grep -q "Using TLS version TLSv1.3\|TLSv1.3" "$ELOG" &&
+	ok "the exchange used TLS 1.3" ||
+	not_ok "the exchange used TLS 1.3" "$ELOG"
+expect_auth success "DANE-EE 3 1 2" \
+	a-ee312 "$C/ee312.crt" "$C/ee312.key" ee312.clients.test
+expect_auth success "DANE-EE 3 1 0 (full SPKI)" \
+	a-full "$C/full.crt" "$C/full.key" full.clients.test
+expect_auth failure "wrong key (other.crt claiming ee301.clients.test) fails" \
+	a-other "$C/other.crt" "$C/other.key" ee301.clients.test
+expect_log "DANCE: client 'ee301.clients.test' (ext) rejected" \
+	"failure log line names the client"
+expect_auth success "DANE-EE 3 0 1 (full certificate digest)" \
+	a-ee301 "$C/ee301.crt" "$C/ee301.key" ee301.clients.test
+expect_auth success "DANE-TA 2 0 1: device cert from an untrusted CA, wildcard TLSA" \
+	a-sensor7 "$C/sensor7.chain.pem" "$C/sensor7.key" sensor7._device.clients.test
+expect_auth success "PKIX-EE 1 1 1" \
+	a-pkixee "$C/pkixee.chain.pem" "$C/pkixee.key" pkix-ee.clients.test
+expect_auth success "PKIX-TA 0 0 1" \
+	a-pkixta "$C/pkixta.chain.pem" "$C/pkixta.key" pkix-ta.clients.test
+expect_auth success "rollover: the new key of a three-record TLSA set" \
+	a-roll "$C/rollnew.crt" "$C/rollnew.key" rollover.clients.test
+expect_auth success "DANE-EE ignores the expiry date" \
+	a-expired "$C/expired.crt" "$C/expired.key" expired.clients.test
+
+# cache: the second authentication is decided without a new query
+q1=$(queries ee311.clients.test)
+expect_auth success "cached TLSA answer (decided inside the handshake)" \
+	a-ee311b "$C/ee311.crt" "$C/ee311.key" ee311.clients.test
+q2=$(queries ee311.clients.test)
+[ "$q1" = 1 ] && [ "$q2" = 1 ] &&
+	ok "TTL cache: one TLSA query for two authentications" ||
+	not_ok "TTL cache: one TLSA query for two authentications (got $q1, $q2)"
+expect_auth failure "wrong key against a cached TLSA answer fails" \
+	a-other-cached "$C/other.crt" "$C/other.key" ee311.clients.test
+
+expect_auth failure "self-signed cert without TLSA (secure NODATA) fails" \
+	a-nodata "$C/ee311.crt" "$C/ee311.key" nodata.clients.test
+expect_auth failure "untrusted-CA cert without TLSA (NXDOMAIN) fails" \
+	a-nx "$C/sensor7.chain.pem" "$C/sensor7.key" nx.clients.test
+expect_log "DANCE: client 'nx.clients.test' (ext) rejected: .*" \
+	"NXDOMAIN failure is logged with its reason"
+expect_auth failure "bogus TLSA (broken RRSIG) fails" \
+	a-bogus "$C/ee311.crt" "$C/ee311.key" bogus.clients.test
+expect_auth failure "insecure TLSA (unsigned zone) fails" \
+	a-insecure "$C/ee311.crt" "$C/ee311.key" x.insecure.clients.test
+expect_auth failure "SERVFAIL fails" \
+	a-servfail "$C/ee311.crt" "$C/ee311.key" x.servfail.clients.test
+t0=$(date +%s%3N)
+expect_auth failure "lookup timeout (never-answering server) fails" \
+	a-slow "$C/ee311.crt" "$C/ee311.key" x.slow.clients.test
+t1=$(date +%s%3N)
+expect_log "DANCE: client 'x.slow.clients.test' (ext) rejected" \
+	"timeout failure is logged"
+[ $((t1 - t0)) -lt 15000 ] &&
+	ok "timed-out session ends cleanly ($((t1 - t0)) ms, dance_timeout=2000)" ||
+	not_ok "timed-out session ends cleanly ($((t1 - t0)) ms)"
+
+expect_auth failure "name outside the allow-list fails" \
+	a-denied "$C/ee311.crt" "$C/ee311.key" denied.clients.test
+qd=$(queries denied.clients.test)
+[ "$qd" = 0 ] && ok "disallowed name caused zero DNS queries" ||
+	not_ok "disallowed name caused zero DNS queries (got $qd)"
+expect_log "DANCE: client 'denied.clients.test' (ext) rejected" \
+	"disallowed name is logged"
+
+expect_auth failure "self-signed cert without dane_client_id fails (dance_require=1)" \
+	a-noname "$C/ee311.crt" "$C/ee311.key" -
+expect_auth failure "TLS 1.2 without the SAN fallback fails" \
+	a-tls12 "$C/sensor7.chain.pem" "$C/sensor7.key" sensor7._device.clients.test 12
+stop_hostapd
+
+# --- B: TLS 1.2 fallback to the certificate's SAN -------------------------
+if start_dance b 18122 "dance_name_source=ext,san"; then
+	expect_auth success "TLS 1.2 with the SAN fallback (DANE-TA)" \
+		b-tls12 "$C/sensor7.chain.pem" "$C/sensor7.key" sensor7._device.clients.test 12
+	grep -q "TLSv1.2" "$ELOG" && ok "the fallback exchange used TLS 1.2" ||
+		not_ok "the fallback exchange used TLS 1.2" "$ELOG"
+	expect_log "DANCE: client 'sensor7._device.clients.test' (san) authenticated" \
+		"the name came from the SAN"
+	expect_auth success "TLS 1.2 SAN fallback, DANE-EE self-signed" \
+		b-tls12-ee "$C/ee311.crt" "$C/ee311.key" - 12
+	expect_auth failure "TLS 1.2 SAN fallback: SAN not in the allow-list fails" \
+		b-tls12-nosan "$C/nosan.chain.pem" "$C/nosan.key" - 12
+else
+	not_ok "hostapd with dance_name_source=ext,san starts" "$T/b.hostapd.log"
+fi
+stop_hostapd
+
+# --- C: one client waits on a never-answering server, another completes --
+if start_dance c 18123 "dance_timeout=6000"; then
+	s0=$(date +%s%3N)
+	( eapol c-slow "$C/ee311.crt" "$C/ee311.key" y.slow.clients.test
+	  echo $? >"$T/c-slow.rc"; date +%s%3N >"$T/c-slow.end" ) &
+	spid=$!
+	wait_log "TLSA lookup for 'y.slow.clients.test' pending"
+	eapol c-fast "$C/ee312.crt" "$C/ee312.key" ee312.clients.test
+	frc=$?
+	f1=$(date +%s%3N)
+	wait $spid
+	src=$(cat "$T/c-slow.rc")
+	s1=$(cat "$T/c-slow.end")
+	[ "$frc" -eq 0 ] &&
+		ok "second client completes while the first waits ($((f1 - s0)) ms)" ||
+		not_ok "second client completes while the first waits" "$T/c-fast.eapol.log" "$HLOG"
+	[ "$f1" -lt "$s1" ] &&
+		ok "it finished before the first one's timeout ($((f1 - s0)) < $((s1 - s0)) ms)" ||
+		not_ok "it finished before the first one's timeout ($((f1 - s0)) vs $((s1 - s0)) ms)"
+	[ "$src" -ne 0 ] && ok "the waiting client fails after the timeout" ||
+		not_ok "the waiting client fails after the timeout" "$T/c-slow.eapol.log"
+	grep -a -q "METHOD_PENDING\|pending processing" "$HLOG" &&
+		ok "EAP-TLS went pending during the lookup" ||
+		not_ok "EAP-TLS went pending during the lookup" "$HLOG"
+	# a client that gives up while its lookup is pending
+	eapol c-giveup "$C/ee311.crt" "$C/ee311.key" z.slow.clients.test 13 2
+	expect_auth success "after a client gave up mid-lookup, hostapd still serves" \
+		c-after "$C/ee301.crt" "$C/ee301.key" ee301.clients.test
+	wait_log "DANCE: client 'z.slow.clients.test' (ext) rejected: .*timeout" 150
+	expect_log "DANCE: client 'z.slow.clients.test' (ext) rejected: .*timeout" \
+		"the abandoned session's lookup timed out cleanly"
+	kill -0 "$HPID" 2>/dev/null && ok "hostapd is still running" ||
+		not_ok "hostapd is still running" "$HLOG"
+else
+	not_ok "hostapd for the concurrency test starts" "$T/c.hostapd.log"
+fi
+stop_hostapd
+
+# --- F: coalescing and the pending cap ---------------------------------------
+if start_dance f 18126 "dance_max_pending=1
+dance_timeout=3000"; then
+	( eapol f-late1 "$C/ee311.crt" "$C/ee311.key" dev.late.clients.test
+	  echo $? >"$T/f-late1.rc" ) &
+	lpid=$!
+	eapol f-late2 "$C/ee311.crt" "$C/ee311.key" dev.late.clients.test
+	r2=$?
+	wait $lpid
+	r1=$(cat "$T/f-late1.rc")
+	[ "$r1" -eq 0 ] && [ "$r2" -eq 0 ] &&
+		ok "two concurrent clients behind a late (800 ms) server succeed" ||
+		not_ok "two concurrent clients behind a late server succeed ($r1, $r2)" \
+			"$T/f-late1.eapol.log" "$HLOG"
+	ql=$(queries dev.late.clients.test)
+	[ "$ql" = 1 ] && ok "they cost one TLSA query" ||
+		not_ok "they cost one TLSA query (got $ql)"
+	( eapol f-slow "$C/ee311.crt" "$C/ee311.key" w.slow.clients.test ) &
+	spid=$!
+	wait_log "TLSA lookup for 'w.slow.clients.test' pending"
+	o0=$(date +%s%3N)
+	expect_auth failure "over dance_max_pending, another lookup fails" \
+		f-over "$C/ee312.crt" "$C/ee312.key" ee312.clients.test
+	o1=$(date +%s%3N)
+	[ $((o1 - o0)) -lt 2500 ] &&
+		ok "it fails at once instead of queueing ($((o1 - o0)) ms)" ||
+		not_ok "it fails at once instead of queueing ($((o1 - o0)) ms)"
+	expect_log "DANCE: client 'ee312.clients.test' (ext) rejected: overload" \
+		"overload is logged"
+	wait $spid
+	kill -0 "$HPID" 2>/dev/null && ok "hostapd survived all of it" ||
+		not_ok "hostapd survived all of it" "$HLOG"
+else
+	not_ok "hostapd with dance_max_pending=1 starts" "$T/f.hostapd.log"
+fi
+stop_hostapd
+
+# --- W: AP role: 802.1X on a wired link, wpa_supplicant as the station -----
+# wired_auth TAG CERT KEY NAME: run wpa_supplicant -Dwired on dance-sta
+# until it reports EAP success or failure; prints SUCCESS / FAILURE / NONE
+wired_auth() {
+	tag=$1 cert=$2 key=$3 dname=$4
+	cat >"$T/$tag.sup.conf" <<-EOF
+	ap_scan=0
+	network={
+		key_mgmt=IEEE8021X
+		eap=TLS
+		eapol_flags=0
+		identity="$dname"
+		dane_client_id="$dname"
+		ca_cert="$C/server.crt"
+		client_cert="$cert"
+		private_key="$key"
+		phase1="tls_disable_tlsv1_3=0"
+	}
+	EOF
+	SLOG=$T/$tag.supplicant.log
+	"$SUPP" -Dwired -idance-sta -c "$T/$tag.sup.conf" -d >"$SLOG" 2>&1 &
+	SPID=$!
+	res=NONE
+	i=0
+	while [ $i -lt 300 ]; do
+		if grep -a -q "CTRL-EVENT-EAP-SUCCESS" "$SLOG"; then
+			res=SUCCESS
+			break
+		fi
+		if grep -a -q "CTRL-EVENT-EAP-FAILURE" "$SLOG"; then
+			res=FAILURE
+			break
+		fi
+		i=$((i + 1))
+		sleep 0.05
+	done
+	kill "$SPID" 2>/dev/null
+	wait "$SPID" 2>/dev/null
+	SPID=
+	echo $res
+}
+
+if ip link add dance-ap type veth peer name dance-sta &&
+    ip link set dance-ap up && ip link set dance-sta up; then
+	wconf=$T/w.conf
+	cat >"$wconf" <<-EOF
+	driver=wired
+	interface=dance-ap
+	logger_stdout=-1
+	logger_stdout_level=2
+	ieee8021x=1
+	eapol_version=2
+	eap_server=1
+	eap_user_file=$T/eap_user
+	server_cert=$C/server.crt
+	private_key=$C/server.key
+	tls_flags=[ENABLE-TLSv1.3]
+	$DANCE_BASE
+	EOF
+	HLOG=$T/w.hostapd.log
+	# shellcheck disable=SC2086
+	${DANCE_HOSTAPD_WRAP:-} "$HAPD" -d -t "$wconf" >"$HLOG" 2>&1 &
+	HPID=$!
+	i=0
+	while ! grep -a -q "AP-ENABLED" "$HLOG" 2>/dev/null &&
+	    [ $i -lt 600 ] && kill -0 "$HPID" 2>/dev/null; do
+		i=$((i + 1))
+		sleep 0.05
+	done
+	if grep -a -q "AP-ENABLED" "$HLOG"; then
+		r=$(wired_auth w-ee311 "$C/ee311.crt" "$C/ee311.key" ee311.clients.test)
+		[ "$r" = SUCCESS ] &&
+			ok "AP role (wired 802.1X): DANE-EE station authenticated" ||
+			not_ok "AP role (wired 802.1X): DANE-EE station authenticated ($r)" \
+				"$SLOG" "$HLOG"
+		grep -a -q "pending processing" "$HLOG" &&
+			ok "AP role: the station's EAP-TLS went pending on the lookup" ||
+			not_ok "AP role: the station's EAP-TLS went pending on the lookup" "$HLOG"
+		r=$(wired_auth w-nx "$C/ee311.crt" "$C/ee311.key" nx.clients.test)
+		[ "$r" = FAILURE ] &&
+			ok "AP role: station without TLSA (NXDOMAIN) rejected" ||
+			not_ok "AP role: station without TLSA (NXDOMAIN) rejected ($r)" \
+				"$SLOG" "$HLOG"
+		expect_log "DANCE: client 'nx.clients.test' (ext) rejected" \
+			"AP role: the rejection is logged"
+	else
+		not_ok "hostapd with driver=wired starts" "$HLOG"
+	fi
+	stop_hostapd
+else
+	not_ok "veth pair for the AP-role test"
+fi
+
+# --- S: no dance keys: stock behaviour ------------------------------------
+if start_hostapd s 18124 "ca_cert=$C/devca.crt"; then
+	ok "hostapd without dance keys starts"
+	expect_auth success "stock: CA-issued cert, trusted CA, TLS 1.3" \
+		s-ca "$C/sensor7.chain.pem" "$C/sensor7.key" -
+	expect_auth success "stock: a client sending dane_client_id is unaffected" \
+		s-ca-name "$C/sensor7.chain.pem" "$C/sensor7.key" sensor7._device.clients.test
+	expect_auth success "stock: TLS 1.2" \
+		s-ca12 "$C/sensor7.chain.pem" "$C/sensor7.key" - 12
+	expect_auth failure "stock: self-signed cert rejected even with a TLSA record" \
+		s-self "$C/ee311.crt" "$C/ee311.key" ee311.clients.test
+	expect_auth failure "stock: cert from an untrusted CA rejected" \
+		s-untrusted "$C/pkixee.chain.pem" "$C/pkixee.key" -
+	if grep -a -q "DANCE: \|DANCE -" "$HLOG"; then
+		not_ok "stock: no DANCE activity in the log" "$HLOG"
+	else
+		ok "stock: no DANCE activity in the log"
+	fi
+else
+	not_ok "hostapd without dance keys starts" "$T/s.hostapd.log"
+fi
+stop_hostapd
+
+# --- D: dance_require=0 keeps PKIX clients working --------------------------
+if start_dance d 18125 "dance_require=0
+ca_cert=$C/devca.crt"; then
+	expect_auth success "dance_require=0: PKIX client without a name passes" \
+		d-pkix "$C/sensor7.chain.pem" "$C/sensor7.key" -
+	expect_auth failure "dance_require=0: untrusted client without a name fails" \
+		d-self "$C/ee311.crt" "$C/ee311.key" -
+	expect_auth success "dance_require=0: DANCE client still authenticated by DANE" \
+		d-ee311 "$C/ee311.crt" "$C/ee311.key" ee311.clients.test
+else
+	not_ok "hostapd with dance_require=0 starts" "$T/d.hostapd.log"
+fi
+stop_hostapd
+
+# --- E: configuration errors are refused ------------------------------------
+printf 'driver=none\ninterface=x\neap_server=1\nserver_cert=%s\nprivate_key=%s\ndance=1\ndance_trust_anchor_file=%s\n' \
+	"$C/server.crt" "$C/server.key" "$WORLD_TA" >"$T/e1.conf"
+# refused CONF DESCRIPTION: hostapd exits with an error instead of running
+refused() {
+	timeout 5 "$HAPD" "$1" >"$1.log" 2>&1
+	rc=$?
+	if [ $rc -ne 0 ] && [ $rc -ne 124 ]; then
+		ok "$2"
+	else
+		not_ok "$2 (rc=$rc)" "$1.log"
+	fi
+}
+refused "$T/e1.conf" "dance=1 without an allow-list is refused"
+printf 'driver=none\ninterface=x\ndance_ext_type=0xff01\n' >"$T/e2.conf"
+refused "$T/e2.conf" "dance_ext_type=0xff01 is refused"
+printf 'driver=none\ninterface=x\ndance_name_source=ext,dns\n' >"$T/e3.conf"
+refused "$T/e3.conf" "an unknown dance_name_source is refused"
+
+# DANCE_KEEP=1 keeps the logs and configs
+if [ "$fail" -eq 0 ] && [ -z "${DANCE_KEEP:-}" ]; then
+	KEEP=0
+else
+	echo "# logs in $T"
+fi
+finish
