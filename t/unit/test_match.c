@@ -702,7 +702,22 @@ struct world {
 	struct dance_tls_server_cfg cfg;
 	SSL_CTX *sctx;
 	int answers;		/* on_answer calls */
+	int refusals;		/* on_refuse calls */
+	char refused_reason[256];
 };
+
+static void
+on_refuse(SSL *ssl, struct dance_conn *c, void *arg)
+{
+	struct world *w = arg;
+
+	assert_non_null(ssl);
+	assert_true(c->state == DANCE_CONN_REJECTED ||
+		c->state == DANCE_CONN_FAILED);
+	w->refusals++;
+	(void)snprintf(w->refused_reason, sizeof(w->refused_reason), "%s",
+		c->reason);
+}
 
 static void
 on_answer(SSL *ssl, struct dance_conn *c, void *arg)
@@ -760,6 +775,7 @@ world_init(struct world *w, struct fx *f, int required, int in_hs,
 	w->cfg.lookup_in_handshake = in_hs;
 	w->cfg.on_answer = on_answer;
 	w->cfg.on_answer_arg = w;
+	w->cfg.on_refuse = on_refuse;
 	w->srv = dance_tls_server_new(&w->cfg, &e);
 	assert_non_null(w->srv);
 	w->sctx = server_ctx(f);
@@ -1010,6 +1026,9 @@ test_tls_not_allowed(void **state)
 		assert_int_equal(c->state, DANCE_CONN_REJECTED);
 		assert_int_equal(dance_conn_verdict(h.s, &c),
 			DANCE_ERR_NOT_ALLOWED);
+		/* The host heard of it once, with the reason to log. */
+		assert_int_equal(w.refusals, 1);
+		assert_non_null(strstr(w.refused_reason, "allow-list"));
 		/* Not even the cache was consulted, let alone DNS. */
 		dance_resolver_stats(w.res, &st);
 		assert_int_equal(st.queries, 0);
