@@ -50,11 +50,16 @@ struct conn_priv {
 	int starting;		/* inside dance_resolver_lookup() */
 };
 
+/* An encoded ClientName, the client's dane_clientid extension_data. */
+struct cli_name {
+	size_t len;			/* 0: no name */
+	unsigned char enc[1 + 255];
+};
+
 /* Client side, owned by the SSL_CTX (ex_data with a free function). */
 struct tls_client {
 	unsigned ext_type;
-	size_t len;
-	unsigned char enc[1 + 255];	/* encoded ClientName */
+	struct cli_name name;		/* len 0: names come per SSL */
 };
 
 /* The only process-wide state: OpenSSL ex_data indexes. */
@@ -62,6 +67,7 @@ static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 static int idx_srv = -1;	/* SSL_CTX -> struct dance_tls_server */
 static int idx_client = -1;	/* SSL_CTX -> struct tls_client */
 static int idx_conn = -1;	/* SSL -> struct conn_priv */
+static int idx_cli_name = -1;	/* SSL -> struct cli_name (client) */
 
 /* An SSL_dup() must not share (and later double-free) the state. */
 static int
@@ -95,6 +101,24 @@ client_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 	free(ptr);
 }
 
+/* SSL_dup() of a client SSL keeps its own copy of the name. */
+static int
+cli_name_dup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void **from_d,
+	int idx, long argl, void *argp)
+{
+	struct cli_name *n;
+
+	if (*from_d == NULL)
+		return 1;
+	if ((n = malloc(sizeof(*n))) == NULL) {
+		*from_d = NULL;
+		return 0;
+	}
+	memcpy(n, *from_d, sizeof(*n));
+	*from_d = n;
+	return 1;
+}
+
 static void
 idx_init(void)
 {
@@ -104,13 +128,16 @@ idx_init(void)
 		NULL, client_ex_free);
 	idx_conn = SSL_get_ex_new_index(0, "dance conn", NULL, ex_nodup,
 		conn_ex_free);
+	idx_cli_name = SSL_get_ex_new_index(0, "dance client name", NULL,
+		cli_name_dup, client_ex_free);
 }
 
 static int
 idx_ready(struct dance_error *err)
 {
 	(void)pthread_once(&idx_once, idx_init);
-	if (idx_srv < 0 || idx_client < 0 || idx_conn < 0)
+	if (idx_srv < 0 || idx_client < 0 || idx_conn < 0 ||
+	    idx_cli_name < 0)
 		return dance_err_set(err, DANCE_ERR_TLS, "cannot allocate "
 			"OpenSSL ex_data indexes");
 	return DANCE_OK;
@@ -686,6 +713,7 @@ cli_add_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
 	int *al, void *add_arg)
 {
 	const struct tls_client *cl = add_arg;
+	const struct cli_name *n;
 
 	/* OpenSSL calls this for CT only when the server's
 	 * CertificateRequest carried the extension; the name goes with
@@ -693,8 +721,13 @@ cli_add_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
 	if ((context & SSL_EXT_TLS1_3_CERTIFICATE) == 0 || x == NULL ||
 	    chainidx != 0)
 		return 0;
-	*out = cl->enc;
-	*outlen = cl->len;
+	/* The connection's own name wins over the context's. */
+	if ((n = SSL_get_ex_data(ssl, idx_cli_name)) == NULL)
+		n = &cl->name;
+	if (n->len == 0)
+		return 0;	/* no name for this connection: send nothing */
+	*out = n->enc;
+	*outlen = n->len;
 	return 1;
 }
 
@@ -714,38 +747,49 @@ cli_parse_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
 	return 0;
 }
 
+/* Check and encode a client name. */
+static int
+cli_name_make(const char *name, struct cli_name *n, struct dance_error *err)
+{
+	char lname[DANCE_NAME_MAX + 1];
+	int rc;
+
+	if ((rc = dance_name_check(name, strlen(name), 0, lname, err))
+	    != DANCE_OK)
+		return rc;
+	if ((n->len = dance_ext_encode(lname, n->enc, sizeof(n->enc))) == 0)
+		return dance_err_set(err, DANCE_ERR_NAME, "cannot encode "
+			"name %s", lname);
+	return DANCE_OK;
+}
+
 int
 dance_tls_client_attach(SSL_CTX *ctx, unsigned ext_type, const char *name,
 	struct dance_error *err)
 {
 	struct tls_client *cl;
-	char lname[DANCE_NAME_MAX + 1];
 	char eb[160];
 	int rc;
 
 	if ((rc = idx_ready(err)) != DANCE_OK)
 		return rc;
-	if (ctx == NULL || name == NULL)
-		return dance_err_set(err, DANCE_ERR_INTERNAL, "no SSL_CTX or "
-			"name");
+	if (ctx == NULL)
+		return dance_err_set(err, DANCE_ERR_INTERNAL, "no SSL_CTX");
 	if (ext_type == 0)
 		ext_type = DANCE_EXT_TYPE_DEFAULT;
 	if ((rc = ext_type_check(ext_type, err)) != DANCE_OK)
 		return rc;
-	if ((rc = dance_name_check(name, strlen(name), 0, lname, err))
-	    != DANCE_OK)
-		return rc;
 	if (SSL_CTX_get_ex_data(ctx, idx_client) != NULL)
 		return dance_err_set(err, DANCE_ERR_CONFIG, "SSL_CTX already "
-			"has a DANCE client name");
+			"has the DANCE client extension");
 	if ((cl = calloc(1, sizeof(*cl))) == NULL)
 		return dance_err_set(err, DANCE_ERR_NOMEM, "out of memory");
 	cl->ext_type = ext_type;
-	if ((cl->len = dance_ext_encode(lname, cl->enc, sizeof(cl->enc)))
-	    == 0) {
+	/* No name: every connection brings its own (or sends none). */
+	if (name != NULL && (rc = cli_name_make(name, &cl->name, err))
+	    != DANCE_OK) {
 		free(cl);
-		return dance_err_set(err, DANCE_ERR_NAME, "cannot encode "
-			"name %s", lname);
+		return rc;
 	}
 	/* ctx owns cl from here (freed with it). */
 	if (!SSL_CTX_set_ex_data(ctx, idx_client, cl)) {
@@ -760,5 +804,42 @@ dance_tls_client_attach(SSL_CTX *ctx, unsigned ext_type, const char *name,
 			"extension 0x%04X: %s", ext_type,
 			ssl_err_text(eb, sizeof(eb)));
 	}
+	return DANCE_OK;
+}
+
+int
+dance_tls_client_set_name(SSL *ssl, const char *name,
+	struct dance_error *err)
+{
+	struct cli_name *n, *old;
+	int rc;
+
+	if ((rc = idx_ready(err)) != DANCE_OK)
+		return rc;
+	if (ssl == NULL)
+		return dance_err_set(err, DANCE_ERR_INTERNAL, "no SSL");
+	n = NULL;
+	if (name != NULL) {
+		if ((n = malloc(sizeof(*n))) == NULL)
+			return dance_err_set(err, DANCE_ERR_NOMEM,
+				"out of memory");
+		if ((rc = cli_name_make(name, n, err)) != DANCE_OK) {
+			free(n);
+			return rc;
+		}
+	}
+	/* Without the extension on the context, a name would silently
+	 * never be sent. */
+	if (SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), idx_client) == NULL) {
+		free(n);
+		return dance_err_set(err, DANCE_ERR_CONFIG, "SSL_CTX has no "
+			"DANCE client extension (dance_tls_client_attach)");
+	}
+	old = SSL_get_ex_data(ssl, idx_cli_name);
+	if (!SSL_set_ex_data(ssl, idx_cli_name, n)) {
+		free(n);
+		return dance_err_set(err, DANCE_ERR_NOMEM, "out of memory");
+	}
+	free(old);
 	return DANCE_OK;
 }

@@ -864,9 +864,10 @@ step(SSL *ssl, int *done, int *failed)
 	return 0;
 }
 
-/* Run a handshake; the caller frees h->c and h->s. */
+/* Run a handshake of client SSL c (h owns it from here); the caller
+ * frees h->c and h->s. */
 static void
-handshake(SSL_CTX *cctx, SSL_CTX *sctx, struct hs *h)
+handshake_ssl(SSL *c, SSL_CTX *sctx, struct hs *h)
 {
 	BIO *bc, *bs;
 	int cf = 0, sf = 0, i;
@@ -876,7 +877,7 @@ handshake(SSL_CTX *cctx, SSL_CTX *sctx, struct hs *h)
 	h->alert = -1;
 	ERR_clear_error();
 	assert_int_equal(BIO_new_bio_pair(&bc, 0, &bs, 0), 1);
-	h->c = SSL_new(cctx);
+	h->c = c;
 	h->s = SSL_new(sctx);
 	assert_non_null(h->c);
 	assert_non_null(h->s);
@@ -895,6 +896,26 @@ handshake(SSL_CTX *cctx, SSL_CTX *sctx, struct hs *h)
 	if (h->c_ok && SSL_read(h->c, buf, sizeof(buf)) == 2)
 		h->data = 1;
 	ERR_clear_error();
+}
+
+static void
+handshake(SSL_CTX *cctx, SSL_CTX *sctx, struct hs *h)
+{
+	handshake_ssl(SSL_new(cctx), sctx, h);
+}
+
+/* Handshake with a client SSL that has its own name (NULL: none). */
+static void
+handshake_as(SSL_CTX *cctx, SSL_CTX *sctx, struct hs *h, const char *name)
+{
+	struct dance_error e;
+	SSL *c = SSL_new(cctx);
+
+	assert_non_null(c);
+	if (name != NULL &&
+	    dance_tls_client_set_name(c, name, &e) != DANCE_OK)
+		fail_msg("dance_tls_client_set_name(%s): %s", name, e.reason);
+	handshake_ssl(c, sctx, h);
 }
 
 static void
@@ -1530,6 +1551,232 @@ test_tls_threaded(void **state)
 	world_free(&w);
 }
 
+/* ------------------------------------------------------------------ */
+/* Client: per-connection names                                        */
+/* ------------------------------------------------------------------ */
+
+/* The server's name for the client of h, "" when it saw none. */
+static const char *
+hs_server_name(struct hs *h)
+{
+	struct dance_conn *c = dance_conn_get(h->s);
+
+	return c == NULL ? "" : c->name;
+}
+
+static void
+test_tls_client_name_per_ssl(void **state)
+{
+	struct fx *f = *state;
+	struct dance_conn *c;
+	struct dance_error e;
+	struct world w;
+	struct hs h;
+	SSL_CTX *cctx;
+	SSL *ssl, *dup;
+
+	world_init(&w, f, 1, 1, NULL);
+	world_cache(&w, N_EE, DANCE_DNS_SECURE, 3, 1, 1, f->ee);
+	world_cache(&w, N_TA, DANCE_DNS_SECURE, 2, 0, 1, f->ca);
+	/* The context says N_TA, this connection says N_EE: N_EE wins
+	 * (lower-cased), and the ee certificate matches it. */
+	cctx = client_ctx(f->ee, f->k_ee, NULL, N_TA, 0);
+	handshake_as(cctx, w.sctx, &h, "EE.Clients.TEST");
+	assert_true(h.s_ok && h.data);
+	assert_string_equal(hs_server_name(&h), N_EE);
+	assert_int_equal(dance_conn_verdict(h.s, &c), DANCE_OK);
+	assert_int_equal(c->usage, 3);
+	hs_free(&h);
+	/* Same context, no name of its own: the context's N_TA is sent,
+	 * and the ee certificate does not match that TLSA. */
+	handshake(cctx, w.sctx, &h);
+	assert_false(h.s_ok);
+	assert_int_equal(h.alert, SSL_AD_HANDSHAKE_FAILURE);
+	assert_string_equal(hs_server_name(&h), N_TA);
+	hs_free(&h);
+	/* NULL removes the connection's name: the context's applies. */
+	ssl = SSL_new(cctx);
+	assert_non_null(ssl);
+	assert_int_equal(dance_tls_client_set_name(ssl, N_EE, &e), DANCE_OK);
+	assert_int_equal(dance_tls_client_set_name(ssl, NULL, &e), DANCE_OK);
+	handshake_ssl(ssl, w.sctx, &h);
+	assert_false(h.s_ok);
+	assert_string_equal(hs_server_name(&h), N_TA);
+	hs_free(&h);
+	/* Setting twice: the last name counts. */
+	ssl = SSL_new(cctx);
+	assert_non_null(ssl);
+	assert_int_equal(dance_tls_client_set_name(ssl, N_TA, &e), DANCE_OK);
+	assert_int_equal(dance_tls_client_set_name(ssl, N_EE, &e), DANCE_OK);
+	handshake_ssl(ssl, w.sctx, &h);
+	assert_true(h.s_ok && h.data);
+	assert_string_equal(hs_server_name(&h), N_EE);
+	hs_free(&h);
+	/* SSL_dup() of a fresh SSL carries its own copy of the name. */
+	ssl = SSL_new(cctx);
+	assert_non_null(ssl);
+	assert_int_equal(dance_tls_client_set_name(ssl, N_EE, &e), DANCE_OK);
+	dup = SSL_dup(ssl);
+	assert_non_null(dup);
+	assert_ptr_not_equal(dup, ssl);
+	SSL_free(ssl);
+	handshake_ssl(dup, w.sctx, &h);
+	assert_true(h.s_ok && h.data);
+	assert_string_equal(hs_server_name(&h), N_EE);
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	world_free(&w);
+}
+
+static void
+test_tls_client_ctx_without_name(void **state)
+{
+	struct fx *f = *state;
+	struct dance_conn *c;
+	struct dance_error e;
+	struct world w;
+	struct hs h;
+	SSL_CTX *cctx;
+
+	world_init(&w, f, 1, 1, NULL);
+	world_cache(&w, N_EE, DANCE_DNS_SECURE, 3, 1, 1, f->ee);
+	world_cache(&w, N_TA, DANCE_DNS_SECURE, 2, 0, 1, f->ca);
+	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 0);
+	assert_int_equal(dance_tls_client_attach(cctx, 0, NULL, &e),
+		DANCE_OK);
+	/* Registered once per context, with or without a name. */
+	assert_int_equal(dance_tls_client_attach(cctx, 0, N_EE, &e),
+		DANCE_ERR_CONFIG);
+	handshake_as(cctx, w.sctx, &h, N_EE);
+	assert_true(h.s_ok && h.data);
+	assert_int_equal(dance_conn_verdict(h.s, &c), DANCE_OK);
+	assert_string_equal(c->name, N_EE);
+	assert_int_equal(c->usage, 3);
+	hs_free(&h);
+	/* Two connections of one context, two names. */
+	SSL_CTX_free(cctx);
+	cctx = client_ctx(f->leaf, f->k_leaf, f->ca, NULL, 0);
+	assert_int_equal(dance_tls_client_attach(cctx, 0, NULL, &e),
+		DANCE_OK);
+	handshake_as(cctx, w.sctx, &h, N_TA);
+	assert_true(h.s_ok && h.data);
+	assert_int_equal(dance_conn_verdict(h.s, &c), DANCE_OK);
+	assert_string_equal(c->name, N_TA);
+	assert_int_equal(c->usage, 2);
+	hs_free(&h);
+	handshake_as(cctx, w.sctx, &h, N_EE);
+	assert_false(h.s_ok);
+	assert_string_equal(hs_server_name(&h), N_EE);
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	world_free(&w);
+}
+
+static void
+test_tls_client_no_name_no_ext(void **state)
+{
+	static const struct raw_ext empty = { NULL, 0, 0 };
+	struct fx *f = *state;
+	struct dance_conn *c;
+	struct dance_error e;
+	struct world w;
+	struct hs h;
+	SSL_CTX *cctx, *sctx;
+	int seen;
+
+	/* The DANCE server asks; a client with neither name stays NONE
+	 * (not REJECTED: it sent nothing), and the handshake completes. */
+	world_init(&w, f, 1, 1, NULL);
+	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 0);
+	assert_int_equal(dance_tls_client_attach(cctx, EXT, NULL, &e),
+		DANCE_OK);
+	handshake(cctx, w.sctx, &h);
+	assert_true(h.c_ok && h.s_ok && h.data);
+	assert_null(dance_conn_get(h.s));
+	assert_int_equal(dance_conn_verdict(h.s, &c), DANCE_ERR_PROTOCOL);
+	assert_int_equal(c->state, DANCE_CONN_NONE);
+	assert_int_equal(w.refusals, 0);
+	hs_free(&h);
+	world_free(&w);
+
+	/* On the wire: a spy server that asks sees no extension from the
+	 * nameless connection, and one from a named one of the same
+	 * context. */
+	seen = 0;
+	sctx = server_ctx(f);
+	SSL_CTX_set_verify(sctx, SSL_VERIFY_PEER, spy_verify_ok);
+	assert_int_equal(SSL_CTX_add_custom_ext(sctx, EXT,
+		SSL_EXT_TLS1_3_CERTIFICATE_REQUEST |
+		SSL_EXT_TLS1_3_CERTIFICATE | SSL_EXT_TLS1_3_ONLY |
+		SSL_EXT_TLS_IMPLEMENTATION_ONLY, req_add, NULL,
+		(void *)&empty, spy_parse, &seen), 1);
+	handshake(cctx, sctx, &h);
+	assert_true(h.c_ok && h.s_ok && h.data);
+	assert_non_null(SSL_get0_peer_certificate(h.s));
+	assert_int_equal(seen, 0);
+	hs_free(&h);
+	handshake_as(cctx, sctx, &h, N_EE);
+	assert_true(h.c_ok && h.s_ok && h.data);
+	assert_int_equal(seen, 1);
+	hs_free(&h);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+}
+
+static void
+test_tls_client_set_name_errors(void **state)
+{
+	struct fx *f = *state;
+	struct dance_error e;
+	struct world w;
+	struct hs h;
+	SSL_CTX *cctx, *plain;
+	SSL *ssl;
+
+	world_init(&w, f, 1, 1, NULL);
+	world_cache(&w, N_EE, DANCE_DNS_SECURE, 3, 1, 1, f->ee);
+	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 0);
+	assert_int_equal(dance_tls_client_attach(cctx, EXT, NULL, &e),
+		DANCE_OK);
+	ssl = SSL_new(cctx);
+	assert_non_null(ssl);
+	assert_int_equal(dance_tls_client_set_name(ssl, N_EE, &e), DANCE_OK);
+	/* Bad names are refused and the previous name stays. */
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(dance_tls_client_set_name(ssl, "bad..name", &e),
+		DANCE_ERR_NAME);
+	assert_int_equal(e.code, DANCE_ERR_NAME);
+	assert_true(e.reason[0] != '\0');
+	assert_int_equal(dance_tls_client_set_name(ssl, "", &e),
+		DANCE_ERR_NAME);
+	assert_int_equal(dance_tls_client_set_name(ssl, "*.clients.test",
+		&e), DANCE_ERR_NAME);
+	assert_int_equal(dance_tls_client_set_name(ssl, "ee.clients.test.",
+		&e), DANCE_ERR_NAME);
+	assert_int_equal(dance_tls_client_set_name(ssl,
+		"\xc3\xa9t\xc3\xa9.clients.test", &e), DANCE_ERR_NAME);
+	handshake_ssl(ssl, w.sctx, &h);
+	assert_true(h.s_ok && h.data);
+	assert_string_equal(hs_server_name(&h), N_EE);
+	hs_free(&h);
+	assert_int_equal(dance_tls_client_set_name(NULL, N_EE, &e),
+		DANCE_ERR_INTERNAL);
+	/* A context without the extension could never send the name. */
+	plain = client_ctx(f->ee, f->k_ee, NULL, NULL, 0);
+	ssl = SSL_new(plain);
+	assert_non_null(ssl);
+	assert_int_equal(dance_tls_client_set_name(ssl, N_EE, &e),
+		DANCE_ERR_CONFIG);
+	assert_int_equal(e.code, DANCE_ERR_CONFIG);
+	/* ... but a bad name is still a bad name. */
+	assert_int_equal(dance_tls_client_set_name(ssl, "bad..name", &e),
+		DANCE_ERR_NAME);
+	SSL_free(ssl);
+	SSL_CTX_free(plain);
+	SSL_CTX_free(cctx);
+	world_free(&w);
+}
+
 static void
 test_tls_config_errors(void **state)
 {
@@ -1596,6 +1843,10 @@ main(void)
 		cmocka_unit_test(test_tls_keep_verify_cb),
 		cmocka_unit_test(test_tls_sni_switch),
 		cmocka_unit_test(test_tls_threaded),
+		cmocka_unit_test(test_tls_client_name_per_ssl),
+		cmocka_unit_test(test_tls_client_ctx_without_name),
+		cmocka_unit_test(test_tls_client_no_name_no_ext),
+		cmocka_unit_test(test_tls_client_set_name_errors),
 		cmocka_unit_test(test_tls_config_errors),
 	};
 
