@@ -87,6 +87,20 @@ expect_fail() {
 	fi
 }
 
+# expect_exit DESC RC REGEX CMD...: CMD exits RC, its output matches
+# REGEX (extended, any case).
+expect_exit() {
+	d=$1 want=$2 re=$3
+	shift 3
+	"$@" >"$tmp/out" 2>&1
+	rc=$?
+	if [ $rc -eq "$want" ] && grep -Eqi "$re" "$tmp/out"; then
+		ok "$d"
+	else
+		not_ok "$d (exit $rc)"
+	fi
+}
+
 # Queries for NAME that reached the authoritative side so far.
 count() {
 	sh "$top/t/world/world.sh" count "$WORLD_DIR" "$1" 2>/dev/null ||
@@ -146,20 +160,10 @@ else
 	not_ok "dance-tlsa 3 1 0 (full SPKI) equals the world's record"
 fi
 
-"$TLSA" "$tmp/missing.crt" >"$tmp/out" 2>&1
-rc=$?
-if [ $rc -eq 1 ] && grep -q "cannot read" "$tmp/out"; then
-	ok "dance-tlsa: unreadable cert is an error"
-else
-	not_ok "dance-tlsa: unreadable cert is an error (exit $rc)"
-fi
-"$TLSA" "$C/ee311.crt" 3 1 7 >"$tmp/out" 2>&1
-rc=$?
-if [ $rc -eq 2 ] && grep -q "matching type" "$tmp/out"; then
-	ok "dance-tlsa: bad matching type is a usage error"
-else
-	not_ok "dance-tlsa: bad matching type is a usage error (exit $rc)"
-fi
+expect_exit "dance-tlsa: unreadable cert is an error" 1 "cannot read" \
+	"$TLSA" "$tmp/missing.crt"
+expect_exit "dance-tlsa: bad matching type is a usage error" 2 \
+	"matching type" "$TLSA" "$C/ee311.crt" 3 1 7
 
 # --- dance-check: authenticated ---------------------------------------
 
@@ -255,16 +259,11 @@ expect_fail "bad name syntax" "bad name|invalid" 'bad..name.test' \
 
 # --- usage errors ------------------------------------------------------
 
+# usage_err DESC REGEX ARGS...: dance-check exits 2, output matches.
 usage_err() {
 	d=$1 re=$2
 	shift 2
-	"$CHECK" "$@" >"$tmp/out" 2>&1
-	rc=$?
-	if [ $rc -eq 2 ] && grep -Eqi "$re" "$tmp/out"; then
-		ok "$d"
-	else
-		not_ok "$d (exit $rc)"
-	fi
+	expect_exit "$d" 2 "$re" "$CHECK" "$@"
 }
 usage_err "dance-check: no arguments" "usage" 
 usage_err "dance-check: --ext-type 0xFF01 refused" "renegotiation_info" \

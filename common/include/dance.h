@@ -79,6 +79,11 @@ struct dance_error {
 /* Static name of a code, e.g. "not allowed". */
 const char *dance_code_str(enum dance_code code);
 
+/* The last OpenSSL error of this thread as text into buf ("unknown
+ * OpenSSL error" when there is none); clears the error queue.  Returns
+ * buf, for hosts' messages. */
+const char *dance_ssl_err_text(char *buf, size_t len);
+
 /* ------------------------------------------------------------------ */
 /* Names                                                               */
 /* ------------------------------------------------------------------ */
@@ -168,6 +173,16 @@ size_t dance_ext_encode(const char *name, unsigned char *out, size_t outlen);
  */
 int dance_ext_parse(const unsigned char *in, size_t inlen, char *name,
 	struct dance_error *err);
+
+/*
+ * Can type carry dane_clientid?  DANCE_OK for a 16-bit type that
+ * OpenSSL does not handle itself (SSL_CTX_add_custom_ext would refuse
+ * it); DANCE_ERR_CONFIG for > 0xFFFF, 0xFF01 (renegotiation_info) and
+ * the other built-in types.  0 (server_name) is refused too: map "0 is
+ * the default" before calling.  For hosts that check their
+ * configuration early; the TLS glue checks again.
+ */
+int dance_ext_type_check(unsigned type, struct dance_error *err);
 
 /* ------------------------------------------------------------------ */
 /* TLSA records                                                        */
@@ -265,21 +280,34 @@ enum dance_resolver_mode {
 	/* Host event loop: poll dance_resolver_fd(), call
 	 * dance_resolver_process(); never blocks. */
 	DANCE_RESOLVER_EVENT = 0,
-	/* Threaded hosts: an internal thread drives libunbound, callers
-	 * block in dance_resolve_wait() for at most the timeout. */
+	/* Threaded hosts: an internal thread drives libunbound (or the
+	 * trust_ad transport), callers block in dance_resolve_wait() for
+	 * at most the timeout. */
 	DANCE_RESOLVER_THREADED
 };
 
 struct dance_resolver_cfg {
 	enum dance_resolver_mode mode;
 	/* Local validation: trust anchor file(s) (DS or DNSKEY, zone-file
-	 * format), NULL-terminated.  Required: without, no resolver. */
+	 * format), NULL-terminated.  Required unless trust_ad is set. */
 	const char *const *trust_anchor_files;
-	/* Trust the AD bit from the forwarders.  NOT SUPPORTED: libunbound
-	 * (1.17) clears the forwarder's AD bit from its answers, so without
-	 * trust anchors dance_resolver_new() fails with DANCE_ERR_CONFIG.
-	 * With anchors it is ignored: validation is local, and works
-	 * through forwarders too. */
+	/*
+	 * Without trust anchors: trust the AD bit of the forwarders, which
+	 * must be validating resolvers.  The path to them must be trusted
+	 * too (loopback, or a network you control): anyone on it can forge
+	 * AD.  Queries then go straight to the forwarders (UDP with EDNS0
+	 * DO, tried in order within the timeout, TCP when truncated), not
+	 * through libunbound (which drops the forwarder's AD bit).
+	 * forwarders are required ("addr[@port]", IPv4 or IPv6, no
+	 * "#tls-auth-name"); forward_tls, tls_ca_file and unbound_conf do
+	 * not apply (forward_tls and unbound_conf are DANCE_ERR_CONFIG).
+	 * Outcomes: AD and TLSA data -> SECURE; AD and no data -> NODATA /
+	 * NXDOMAIN; no AD -> INSECURE; a resolver answers SERVFAIL for
+	 * bogus data, so bogus is reported as SERVFAIL (with the Extended
+	 * DNS Error in why when the resolver sends one).
+	 * With trust anchors given, trust_ad is ignored: validation is
+	 * local (local validation wins), and works through forwarders too.
+	 */
 	int trust_ad;
 	/* Forwarders "addr[@port][#tls-auth-name]", NULL-terminated; none
 	 * means full recursion (or stubs from unbound_conf).  The port
@@ -371,7 +399,8 @@ struct dance_answer *dance_resolve_wait(struct dance_resolver *r,
 struct dance_resolver_stats {
 	unsigned long lookups;		/* dance_resolver_lookup/wait calls */
 	unsigned long cache_hits;
-	unsigned long queries;		/* sent to libunbound */
+	unsigned long queries;		/* distinct queries started
+					 * (libunbound or trust_ad) */
 	unsigned long coalesced;	/* joined an in-flight query */
 	unsigned long timeouts;
 	unsigned long overload;
@@ -533,10 +562,28 @@ int dance_conn_verdict(SSL *ssl, struct dance_conn **out);
 
 /*
  * Client side: send name in dane_clientid when (and only when) the server
- * asks for it.  name must pass dance_name_check().
+ * asks for it.  name must pass dance_name_check().  ext_type 0 is
+ * DANCE_EXT_TYPE_DEFAULT.  Once per SSL_CTX (again: DANCE_ERR_CONFIG),
+ * before SSL_new(): OpenSSL copies the extension into each SSL it
+ * creates.  name may be NULL: the extension is registered and the names
+ * come per connection from dance_tls_client_set_name(), for hosts with
+ * one SSL_CTX and a name per connection (wpa_supplicant networks).
  */
 int dance_tls_client_attach(SSL_CTX *ctx, unsigned ext_type,
 	const char *name, struct dance_error *err);
+
+/*
+ * Client side, per connection: the ClientName this SSL sends, instead of
+ * the name given to dance_tls_client_attach() for its SSL_CTX (if any).
+ * Call before the handshake.  name must pass dance_name_check()
+ * (DANCE_ERR_NAME; the previous setting is kept); it is copied.  NULL
+ * removes this SSL's own name (the SSL_CTX's applies again).  The SSL's
+ * SSL_CTX must have had dance_tls_client_attach(), else
+ * DANCE_ERR_CONFIG.  A connection with neither name sends no
+ * dane_clientid, even when the server asks for it.
+ */
+int dance_tls_client_set_name(SSL *ssl, const char *name,
+	struct dance_error *err);
 
 #ifdef __cplusplus
 }

@@ -29,20 +29,6 @@ struct dance_matcher {
 	X509_STORE *store;	/* CA store for PKIX usages, maybe empty */
 };
 
-/* Last OpenSSL error as text, queue cleared. */
-static const char *
-ssl_err_text(char *buf, size_t len)
-{
-	unsigned long e = ERR_peek_last_error();
-
-	if (e == 0)
-		(void)snprintf(buf, len, "unknown OpenSSL error");
-	else
-		ERR_error_string_n(e, buf, len);
-	ERR_clear_error();
-	return buf;
-}
-
 struct dance_matcher *
 dance_matcher_new(const char *ca_file, struct dance_error *err)
 {
@@ -57,13 +43,13 @@ dance_matcher_new(const char *ca_file, struct dance_error *err)
 	    SSL_CTX_dane_enable(m->ctx) <= 0 ||
 	    (m->store = X509_STORE_new()) == NULL) {
 		dance_err_set(err, DANCE_ERR_TLS, "matcher setup: %s",
-			ssl_err_text(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 		dance_matcher_free(m);
 		return NULL;
 	}
 	if (ca_file != NULL && X509_STORE_load_file(m->store, ca_file) != 1) {
 		dance_err_set(err, DANCE_ERR_CONFIG, "cannot load CA file "
-			"%s: %s", ca_file, ssl_err_text(eb, sizeof(eb)));
+			"%s: %s", ca_file, dance_ssl_err_text(eb, sizeof(eb)));
 		dance_matcher_free(m);
 		return NULL;
 	}
@@ -114,7 +100,7 @@ dane_load(SSL *ssl, const struct dance_answer *a, struct dance_error *err)
 
 	if (SSL_dane_enable(ssl, a->name) <= 0)
 		return dance_err_set(err, DANCE_ERR_TLS, "SSL_dane_enable: %s",
-			ssl_err_text(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 	/* RFC 7671 5.1: DANE-EE matches the key, not a name. */
 	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
 	/* DANE-TA / PKIX: the client's name itself must be a SAN dNSName
@@ -128,7 +114,7 @@ dane_load(SSL *ssl, const struct dance_answer *a, struct dance_error *err)
 		if (r < 0)
 			return dance_err_set(err, DANCE_ERR_TLS,
 				"SSL_dane_tlsa_add: %s",
-				ssl_err_text(eb, sizeof(eb)));
+				dance_ssl_err_text(eb, sizeof(eb)));
 		if (r > 0)
 			usable++;
 	}
@@ -245,7 +231,7 @@ verify_with_dane(struct dance_matcher *m, SSL *ssl, X509 *leaf,
 	if (!X509_STORE_CTX_init(xs, m->store, leaf, untrusted)) {
 		X509_STORE_CTX_free(xs);
 		return dance_err_set(err, DANCE_ERR_TLS, "verify setup: %s",
-			ssl_err_text(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 	}
 	/* As a TLS server checks its clients: purpose sslclient. */
 	X509_STORE_CTX_set_default(xs, "ssl_client");
@@ -267,7 +253,7 @@ verify_with_dane(struct dance_matcher *m, SSL *ssl, X509 *leaf,
 	X509_STORE_CTX_free(xs);
 	if (ok < 0)
 		return dance_err_set(err, DANCE_ERR_TLS, "X509_verify_cert: "
-			"%s", ssl_err_text(eb, sizeof(eb)));
+			"%s", dance_ssl_err_text(eb, sizeof(eb)));
 	ERR_clear_error();
 	if (!res->ok)
 		return dance_err_set(err, DANCE_ERR_NOMATCH, "%s",

@@ -143,9 +143,8 @@ idx_ready(struct dance_error *err)
 	return DANCE_OK;
 }
 
-/* Last OpenSSL error as text, queue cleared. */
-static const char *
-ssl_err_text(char *buf, size_t len)
+const char *
+dance_ssl_err_text(char *buf, size_t len)
 {
 	unsigned long e = ERR_peek_last_error();
 
@@ -157,14 +156,17 @@ ssl_err_text(char *buf, size_t len)
 	return buf;
 }
 
-/* A usable dane_clientid code point (OpenSSL refuses its own types). */
-static int
-ext_type_check(unsigned type, struct dance_error *err)
+/* OpenSSL refuses custom extensions of the types it handles itself. */
+int
+dance_ext_type_check(unsigned type, struct dance_error *err)
 {
 	if (type > 0xFFFF)
 		return dance_err_set(err, DANCE_ERR_CONFIG, "extension type "
 			"%u does not fit 16 bits", type);
-	if (type == 0xFF01 || SSL_extension_supported(type))
+	if (type == 0xFF01)
+		return dance_err_set(err, DANCE_ERR_CONFIG, "extension type "
+			"0xFF01 is renegotiation_info, handled inside OpenSSL");
+	if (SSL_extension_supported(type))
 		return dance_err_set(err, DANCE_ERR_CONFIG, "extension type "
 			"0x%04X is handled inside OpenSSL", type);
 	return DANCE_OK;
@@ -634,7 +636,7 @@ dance_tls_server_new(const struct dance_tls_server_cfg *cfg,
 			"policy and a resolver");
 		return NULL;
 	}
-	if (ext_type_check(cfg->ext_type == 0 ? DANCE_EXT_TYPE_DEFAULT :
+	if (dance_ext_type_check(cfg->ext_type == 0 ? DANCE_EXT_TYPE_DEFAULT :
 	    cfg->ext_type, err) != DANCE_OK)
 		return NULL;
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
@@ -681,12 +683,12 @@ dance_tls_server_attach(struct dance_tls_server *s, SSL_CTX *ctx,
 			"has a DANCE server attached");
 	if (SSL_CTX_dane_enable(ctx) <= 0)
 		return dance_err_set(err, DANCE_ERR_TLS, "SSL_CTX_dane_enable: "
-			"%s", ssl_err_text(eb, sizeof(eb)));
+			"%s", dance_ssl_err_text(eb, sizeof(eb)));
 	if (SSL_CTX_add_custom_ext(ctx, s->cfg.ext_type, EXT_CONTEXT,
 	    srv_add_cb, srv_free_cb, NULL, srv_parse_cb, NULL) != 1)
 		return dance_err_set(err, DANCE_ERR_TLS, "cannot register "
 			"extension 0x%04X (already registered?): %s",
-			s->cfg.ext_type, ssl_err_text(eb, sizeof(eb)));
+			s->cfg.ext_type, dance_ssl_err_text(eb, sizeof(eb)));
 	if (!SSL_CTX_set_ex_data(ctx, idx_srv, s))
 		return dance_err_set(err, DANCE_ERR_NOMEM, "out of memory");
 	/* Ask for a certificate; whether one is mandatory is the host's
@@ -777,7 +779,7 @@ dance_tls_client_attach(SSL_CTX *ctx, unsigned ext_type, const char *name,
 		return dance_err_set(err, DANCE_ERR_INTERNAL, "no SSL_CTX");
 	if (ext_type == 0)
 		ext_type = DANCE_EXT_TYPE_DEFAULT;
-	if ((rc = ext_type_check(ext_type, err)) != DANCE_OK)
+	if ((rc = dance_ext_type_check(ext_type, err)) != DANCE_OK)
 		return rc;
 	if (SSL_CTX_get_ex_data(ctx, idx_client) != NULL)
 		return dance_err_set(err, DANCE_ERR_CONFIG, "SSL_CTX already "
@@ -802,7 +804,7 @@ dance_tls_client_attach(SSL_CTX *ctx, unsigned ext_type, const char *name,
 		free(cl);
 		return dance_err_set(err, DANCE_ERR_TLS, "cannot register "
 			"extension 0x%04X: %s", ext_type,
-			ssl_err_text(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 	}
 	return DANCE_OK;
 }

@@ -120,46 +120,8 @@ usage(FILE *f)
 		DANCE_EXT_TYPE_DEFAULT, IO_TIMEOUT_DEFAULT);
 }
 
-static int
-die_usage(const char *fmt, const char *arg)
-{
-	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n(try " PROG " --help)\n");
-	return TOOL_EXIT_USAGE;
-}
-
-/* Split HOST:PORT, [V6]:PORT. */
-static int
-split_target(struct client_opts *o)
-{
-	const char *t = o->target;
-	const char *colon, *hs;
-	size_t hl;
-
-	if (t[0] == '[') {
-		const char *rb = strchr(t, ']');
-
-		if (rb == NULL || rb[1] != ':')
-			return -1;
-		hs = t + 1;
-		hl = (size_t)(rb - hs);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(t, ':');
-		if (colon == NULL)
-			return -1;
-		hs = t;
-		hl = (size_t)(colon - t);
-	}
-	if (hl == 0 || hl >= sizeof(o->host) || colon[1] == '\0' ||
-	    strlen(colon + 1) >= sizeof(o->port))
-		return -1;
-	memcpy(o->host, hs, hl);
-	o->host[hl] = '\0';
-	(void)snprintf(o->port, sizeof(o->port), "%s", colon + 1);
-	return 0;
-}
+/* Usage error: message and exit code. */
+#define die_usage(fmt, arg) tool_usage_err(PROG, fmt, arg)
 
 static int
 valid_header(const char *h)
@@ -257,7 +219,8 @@ check_args(struct client_opts *o)
 
 	if (o->target == NULL)
 		return die_usage("missing HOST:PORT", NULL);
-	if (split_target(o) != 0)
+	if (tool_split_hostport(o->target, o->host, sizeof(o->host), o->port,
+	    sizeof(o->port)) != 0)
 		return die_usage("'%s': want HOST:PORT", o->target);
 	if (o->cert == NULL || o->key == NULL)
 		return die_usage("--cert and --key are required", NULL);
@@ -354,7 +317,7 @@ make_ctx(const struct client_opts *o)
 
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
 		fprintf(stderr, PROG ": SSL_CTX_new: %s\n",
-			tool_ssl_err(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 		return NULL;
 	}
 	if (o->tls12) {
@@ -378,7 +341,7 @@ make_ctx(const struct client_opts *o)
 	if (o->cafile != NULL) {
 		if (SSL_CTX_load_verify_locations(ctx, o->cafile, NULL) != 1) {
 			fprintf(stderr, PROG ": --cafile %s: %s\n", o->cafile,
-				tool_ssl_err(eb, sizeof(eb)));
+				dance_ssl_err_text(eb, sizeof(eb)));
 			goto out;
 		}
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
@@ -389,7 +352,7 @@ make_ctx(const struct client_opts *o)
 		if (!attach_zero_name(ctx, o->ext_type)) {
 			fprintf(stderr, PROG ": cannot register extension "
 				"0x%04X: %s\n", o->ext_type,
-				tool_ssl_err(eb, sizeof(eb)));
+				dance_ssl_err_text(eb, sizeof(eb)));
 			goto out;
 		}
 	} else if (!o->no_ext && dance_tls_client_attach(ctx, o->ext_type,
@@ -499,7 +462,7 @@ explain_failure(SSL *ssl, int ret, const char *what, struct exchange *ex)
 			"connection closed by server" : strerror(errno));
 	} else {
 		(void)snprintf(ex->msg, sizeof(ex->msg), "%s failed: %s",
-			what, tool_ssl_err(eb, sizeof(eb)));
+			what, dance_ssl_err_text(eb, sizeof(eb)));
 	}
 	ERR_clear_error();
 }
@@ -636,7 +599,7 @@ exchange_once(SSL_CTX *ctx, const struct client_opts *o,
 		char eb[160];
 
 		(void)snprintf(ex->msg, sizeof(ex->msg), "SSL setup: %s",
-			tool_ssl_err(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 		goto out;
 	}
 	SSL_set_app_data(ssl, ex);

@@ -181,14 +181,8 @@ usage(FILE *f)
 "SIGINT/SIGTERM: clean exit 0.  Exit 2 on configuration errors.\n");
 }
 
-static int
-die_usage(const char *fmt, const char *arg)
-{
-	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n(try " PROG " --help)\n");
-	return TOOL_EXIT_USAGE;
-}
+/* Usage error: message and exit code. */
+#define die_usage(fmt, arg) tool_usage_err(PROG, fmt, arg)
 
 static long long
 now_ms(void)
@@ -288,30 +282,14 @@ open_listener(const char *spec)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	char host[256], port[16], hb[INET6_ADDRSTRLEN], pb[16];
-	const char *colon, *hs = spec;
-	size_t hl;
 	int fd, one = 1, rc;
 
-	if (spec[0] == '[') {
-		const char *rb = strchr(spec, ']');
-
-		if (rb == NULL || rb[1] != ':')
-			goto bad;
-		hs = spec + 1;
-		hl = (size_t)(rb - hs);
-		colon = rb + 1;
-	} else {
-		if ((colon = strrchr(spec, ':')) == NULL)
-			goto bad;
-		hl = (size_t)(colon - spec);
+	if (tool_split_hostport(spec, host, sizeof(host), port,
+	    sizeof(port)) != 0) {
+		fprintf(stderr, PROG ": --listen '%s': want ADDR:PORT\n",
+			spec);
+		return -1;
 	}
-	if (hl == 0 || hl >= sizeof(host) || colon[1] == '\0' ||
-	    strlen(colon + 1) >= sizeof(port))
-		goto bad;
-	memcpy(host, hs, hl);
-	host[hl] = '\0';
-	(void)snprintf(port, sizeof(port), "%s", colon + 1);
-
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
@@ -340,9 +318,6 @@ open_listener(const char *spec)
 			ss.ss_family == AF_INET6 ? "[" : "", hb,
 			ss.ss_family == AF_INET6 ? "]" : "", pb);
 	return fd;
-bad:
-	fprintf(stderr, PROG ": --listen '%s': want ADDR:PORT\n", spec);
-	return -1;
 }
 
 static void on_answer(SSL *ssl, struct dance_conn *dc, void *arg);
@@ -362,7 +337,7 @@ set_client_ca_store(SSL_CTX *ctx, const char *ca_file)
 	if (st == NULL || X509_STORE_load_file(st, ca_file) != 1 ||
 	    SSL_CTX_set1_verify_cert_store(ctx, st) != 1) {
 		fprintf(stderr, PROG ": --ca-file %s: %s\n", ca_file,
-			tool_ssl_err(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 		X509_STORE_free(st);
 		return -1;
 	}
@@ -383,7 +358,7 @@ setup_tls(struct server *s)
 
 	if ((s->ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
 		fprintf(stderr, PROG ": SSL_CTX_new: %s\n",
-			tool_ssl_err(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 		return -1;
 	}
 	/* TLS 1.2 stays possible so that legacy clients can be shown as
@@ -806,7 +781,7 @@ handshake_failed(struct conn *c, int ret)
 			"connection closed by client" : strerror(errno));
 	else
 		conn_fail(c, "ERROR", "handshake: %s",
-			tool_ssl_err(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 	if (dc != NULL)
 		c->via = "handshake";
 	ERR_clear_error();

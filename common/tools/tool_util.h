@@ -21,7 +21,10 @@
  *                                    1 matched (val set), 0 not this
  *                                    option, -1 value missing
  *     tool_parse_uint(s, max, &v)               decimal or 0x hex
- *     tool_parse_ext_type(s, &type, err)        rejects 0xFF01, > 0xFFFF
+ *     tool_parse_ext_type(s, &type, err)        dance_ext_type_check()
+ *     tool_split_hostport(spec, host, hl, port, pl)
+ *                                    "HOST:PORT" / "[V6]:PORT"
+ *     tool_usage_err(prog, fmt, arg)            message, TOOL_EXIT_USAGE
  *
  *   Resolver options: --ta FILE (repeatable), --unbound-conf FILE,
  *   --forward ADDR (repeatable), --dot, --dot-ca FILE, --trust-ad,
@@ -91,18 +94,15 @@ tool_err(struct dance_error *err, enum dance_code code, const char *fmt, ...)
 	return code;
 }
 
-/* Last OpenSSL error as text (or "unknown"), queue cleared. */
-TOOL_FN const char *
-tool_ssl_err(char *buf, size_t len)
+/* "prog: <fmt with arg>" and a pointer to --help on stderr; returns
+ * TOOL_EXIT_USAGE for "return tool_usage_err(...)". */
+TOOL_FN int
+tool_usage_err(const char *prog, const char *fmt, const char *arg)
 {
-	unsigned long e = ERR_peek_last_error();
-
-	if (e == 0)
-		(void)snprintf(buf, len, "unknown error");
-	else
-		ERR_error_string_n(e, buf, len);
-	ERR_clear_error();
-	return buf;
+	fprintf(stderr, "%s: ", prog);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n(try %s --help)\n", prog);
+	return TOOL_EXIT_USAGE;
 }
 
 /* ------------------------------------------------------------------ */
@@ -141,11 +141,11 @@ tool_load_certs(const char *file, STACK_OF(X509) **out,
 	if (n == 0)
 		return tool_err(err, DANCE_ERR_CONFIG,
 			"%s: no PEM certificate found (%s)", file,
-			tool_ssl_err(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE &&
 	    ERR_peek_last_error() != 0)
 		return tool_err(err, DANCE_ERR_CONFIG, "%s: %s", file,
-			tool_ssl_err(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 	ERR_clear_error();
 	return DANCE_OK;
 }
@@ -207,7 +207,7 @@ tool_load_key(const char *file, EVP_PKEY **key, struct dance_error *err)
 	if (*key == NULL)
 		return tool_err(err, DANCE_ERR_CONFIG,
 			"%s: no usable PEM private key (%s)", file,
-			tool_ssl_err(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 	return DANCE_OK;
 }
 
@@ -221,15 +221,15 @@ tool_ctx_use_cert(SSL_CTX *ctx, X509 *leaf, STACK_OF(X509) *chain,
 
 	if (SSL_CTX_use_certificate(ctx, leaf) != 1)
 		return tool_err(err, DANCE_ERR_TLS, "certificate: %s",
-			tool_ssl_err(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 	if (key != NULL && SSL_CTX_use_PrivateKey(ctx, key) != 1)
 		return tool_err(err, DANCE_ERR_TLS,
 			"private key does not fit the certificate: %s",
-			tool_ssl_err(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 	if (chain != NULL && sk_X509_num(chain) > 0 &&
 	    SSL_CTX_set1_chain(ctx, chain) != 1)
 		return tool_err(err, DANCE_ERR_TLS, "chain: %s",
-			tool_ssl_err(eb, sizeof(eb)));
+			dance_ssl_err_text(eb, sizeof(eb)));
 	return DANCE_OK;
 }
 
@@ -288,33 +288,58 @@ tool_parse_uint(const char *s, unsigned long max, unsigned long *v)
 	return 0;
 }
 
-/* dane_clientid code point: 0..0xFFFF, not one OpenSSL handles itself
- * (SSL_CTX_add_custom_ext would refuse it). */
+/* dane_clientid code point, as the library will accept it
+ * (dance_ext_type_check), so a bad one is a usage error at once. */
 TOOL_FN int
 tool_parse_ext_type(const char *s, unsigned *type, struct dance_error *err)
 {
+	struct dance_error e;
 	unsigned long v;
 
 	if (tool_parse_uint(s, 0xFFFFFFFFul, &v) != 0)
 		return tool_err(err, DANCE_ERR_CONFIG,
 			"--ext-type '%s': not a number (decimal or 0x hex)",
 			s);
-	if (v > 0xFFFF)
-		return tool_err(err, DANCE_ERR_CONFIG,
-			"--ext-type %s: TLS extension types are 16 bits "
-			"(0..0xFFFF)", s);
-	if (v == 0xFF01)
-		return tool_err(err, DANCE_ERR_CONFIG,
-			"--ext-type 0xFF01 is renegotiation_info, handled "
-			"inside OpenSSL; use another private-use value "
-			"(default 0x%04X)", DANCE_EXT_TYPE_DEFAULT);
-	if (SSL_extension_supported((unsigned)v))
-		return tool_err(err, DANCE_ERR_CONFIG,
-			"--ext-type 0x%04lX is an extension OpenSSL handles "
-			"itself; use another value (default 0x%04X)", v,
+	if (dance_ext_type_check((unsigned)v, &e) != DANCE_OK)
+		return tool_err(err, e.code, "--ext-type %s: %s; use "
+			"another value (default 0x%04X)", s, e.reason,
 			DANCE_EXT_TYPE_DEFAULT);
 	*type = (unsigned)v;
 	return DANCE_OK;
+}
+
+/*
+ * Split "HOST:PORT" or "[V6]:PORT" into host and port (NUL-terminated,
+ * sizes hostlen and portlen).  0 on success, -1 when the form is wrong,
+ * a part is empty or does not fit.  Nothing is resolved here.
+ */
+TOOL_FN int
+tool_split_hostport(const char *spec, char *host, size_t hostlen,
+	char *port, size_t portlen)
+{
+	const char *colon, *hs = spec;
+	size_t hl;
+
+	if (spec[0] == '[') {
+		const char *rb = strchr(spec, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			return -1;
+		hs = spec + 1;
+		hl = (size_t)(rb - hs);
+		colon = rb + 1;
+	} else {
+		if ((colon = strrchr(spec, ':')) == NULL)
+			return -1;
+		hl = (size_t)(colon - spec);
+	}
+	if (hl == 0 || hl >= hostlen || colon[1] == '\0' ||
+	    strlen(colon + 1) >= portlen)
+		return -1;
+	memcpy(host, hs, hl);
+	host[hl] = '\0';
+	(void)snprintf(port, portlen, "%s", colon + 1);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -172,6 +172,22 @@ test_parse_bad_name(void **state)
 	bad((const unsigned char *)"\001.", 2, DANCE_ERR_NAME, "root name");
 }
 
+/* The code point: private use is fine, OpenSSL's own types are not. */
+static void
+test_ext_type_check(void **state)
+{
+	struct dance_error e;
+
+	(void)state;
+	assert_int_equal(dance_ext_type_check(DANCE_EXT_TYPE_DEFAULT, &e),
+		DANCE_OK);
+	assert_int_equal(dance_ext_type_check(0xFF42, NULL), DANCE_OK);
+	assert_int_equal(dance_ext_type_check(0xFF01, &e), DANCE_ERR_CONFIG);
+	assert_non_null(strstr(e.reason, "renegotiation_info"));
+	assert_int_equal(dance_ext_type_check(0, &e), DANCE_ERR_CONFIG);
+	assert_int_equal(dance_ext_type_check(0x10000, &e), DANCE_ERR_CONFIG);
+}
+
 int
 main(void)
 {
@@ -184,6 +200,7 @@ main(void)
 		cmocka_unit_test(test_parse_mismatch),
 		cmocka_unit_test(test_parse_255),
 		cmocka_unit_test(test_parse_bad_name),
+		cmocka_unit_test(test_ext_type_check),
 	};
 
 	return cmocka_run_group_tests_name("ext", tests, NULL, NULL);
