@@ -65,9 +65,10 @@ $(BUILD)/t/test_%: t/integration/test_%.c $(LIB)
 
 check-tests: all $(UNITS) $(INTEGS)
 
-# Every test: unit binaries, integration binaries and t/*.sh scripts,
-# summarised by t/run.sh in one closing line.
-test: check-tests
+# Every test: unit binaries, integration binaries and t/*.sh scripts
+# (which need the three host integrations built), summarised by
+# t/run.sh in one closing line.
+test: check-tests nginx freeradius hostapd
 	@BUILD=$(abspath $(BUILD)) sh t/run.sh
 
 test-unit: check-tests
@@ -96,8 +97,10 @@ freeradius: all
 hostapd: all
 	@BUILD=$(abspath $(BUILD)) sh hostapd_patch/build.sh
 
-demo: deps all
-	@sh t/demo.sh
+demo:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory all nginx freeradius hostapd
+	@BUILD=$(abspath $(BUILD)) sh t/demo.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include

@@ -21,7 +21,7 @@
  * peer chain.  It runs X509_verify_cert() itself, with FreeRADIUS' own
  * per-SSL verify callback (cbtls_verify) wrapped: when PKIX fails for
  * lack of a trust anchor, DANE decides, and cbtls_verify then sees the
- * outcome as if OpenSSL had produced it.  See README.md, "Verify path".
+ * outcome as if OpenSSL had produced it.  See the top-level README.md, "Verify path: design".
  *
  * Everything DANE (names, allow-list, DNSSEC lookup, matching) is done by
  * libdance (common/include/dance.h); this file is FreeRADIUS glue only.

@@ -1,10 +1,10 @@
 #!/bin/sh
-# hostapd_patch/demo.sh -- hostapd as a RADIUS server authenticates the
+# t/demo_hostapd.sh -- hostapd as a RADIUS server authenticates the
 # sample device (sensor7._device.clients.test, certificate from a device
 # CA nobody configured, TLSA 2 0 1 at *._device.clients.test) with the
 # patched eapol_test over EAP-TLS 1.3.  For `make demo`.
 #
-#   BUILD=<abs build dir> sh hostapd_patch/demo.sh
+#   BUILD=<abs build dir> sh t/demo_hostapd.sh
 #
 # hostapd's RADIUS server binds every interface, so the demo runs in a
 # private network namespace with its own offline DNSSEC world.
