@@ -304,14 +304,17 @@ struct dance_resolver_cfg {
 	 * Outcomes: AD and TLSA data -> SECURE; AD and no data -> NODATA /
 	 * NXDOMAIN; no AD -> INSECURE; a resolver answers SERVFAIL for
 	 * bogus data, so bogus is reported as SERVFAIL (with the Extended
-	 * DNS Error in why when the resolver sends one).
+	 * DNS Error in why when the resolver sends one).  Each in-flight
+	 * query holds one socket: keep max_pending below the descriptor
+	 * limit.
 	 * With trust anchors given, trust_ad is ignored: validation is
 	 * local (local validation wins), and works through forwarders too.
 	 */
 	int trust_ad;
 	/* Forwarders "addr[@port][#tls-auth-name]", NULL-terminated; none
-	 * means full recursion (or stubs from unbound_conf).  The port
-	 * defaults to 853 with forward_tls, else 53. */
+	 * means full recursion (or stubs from unbound_conf); required by
+	 * trust_ad without anchors.  The port defaults to 853 with
+	 * forward_tls, else 53. */
 	const char *const *forwarders;
 	/* DNS-over-TLS to forwarders.  Needs a libunbound built with
 	 * OpenSSL (Debian's uses nettle: DANCE_ERR_CONFIG, checked at

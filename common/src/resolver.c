@@ -3,6 +3,12 @@
  * answer cache, coalescing of identical in-flight names, a cap on
  * distinct in-flight queries and a per-query deadline.
  *
+ * Two backends sit behind the same in-flight table: libunbound (local
+ * validation with trust anchors), or, with trust_ad and no anchors, the
+ * stub transport of stub.c, which asks trusted validating resolvers and
+ * believes their AD bit.  Each backend has submit (under the lock),
+ * cancel and process; the rest of this file does not care which.
+ *
  * Locking: one mutex per resolver guards every table (cache, in-flight
  * table, deadline list, waiters, stats), in both modes.  It is never held
  * while a user callback runs or while ub_process() runs (our libunbound
@@ -16,6 +22,13 @@
  * driving thread (the event-mode caller, or the internal thread), the
  * same thread that runs ub_process().  A query abandoned from another
  * thread is parked on the doomed list, and the internal thread cancels it.
+ *
+ * The stub backend does all its socket work under the mutex (it is
+ * short and never blocks), so any thread may start or drop a query.
+ * Its epoll events carry the query pointer; the driving thread takes
+ * one event at a time and re-checks the query under the lock, and a
+ * query dropped from another thread stays allocated (doomed) until the
+ * driving thread reaps it, so such a pointer is never stale.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +45,7 @@
 
 #include "dance_int.h"
 #include "cache.h"
+#include "stub.h"
 
 #define RR_TYPE_TLSA	52
 #define RR_CLASS_IN	1
@@ -59,7 +73,8 @@ struct query {
 	struct dance_resolver *r;
 	char name[DANCE_NAME_MAX + 1];
 	uint32_t hash;
-	int async_id;
+	int async_id;			/* libunbound backend */
+	struct dance_stubq *sq;		/* stub backend */
 	int doomed;			/* abandoned, awaiting ub_cancel */
 	uint64_t deadline;
 	struct query *hnext;		/* in-flight table chain */
@@ -76,7 +91,8 @@ struct dance_resolver {
 	enum dance_resolver_mode mode;
 	unsigned timeout_ms, max_pending;
 	uint32_t min_ttl, max_ttl, neg_ttl, fail_ttl;
-	struct ub_ctx *ub;
+	struct ub_ctx *ub;		/* one backend: ub ... */
+	struct dance_stub *stub;	/* ... or stub (trust_ad mode) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;		/* dance_resolve_wait() */
 	struct dance_cache *cache;
@@ -295,32 +311,31 @@ pos_ttl(struct dance_resolver *r, int ttl)
 	return t;
 }
 
-/* Secure, non-empty RRset: parse each rdata, keep the usable ones. */
+/* Secure, non-empty RRset of n rdata: parse each, keep the usable
+ * ones.  Shared by both backends. */
 static struct dance_answer *
 answer_secure(struct dance_resolver *r, const char *name,
-	struct ub_result *res)
+	char *const *data, const int *len, size_t n, int ttl)
 {
 	struct dance_tlsa *rr;
 	struct dance_answer *a;
 	struct dance_error e;
 	char skipwhy[200] = "";
-	size_t i, n = 0, used = 0, skipped = 0;
+	size_t i, used = 0, skipped = 0;
 
-	while (res->data[n] != NULL)
-		n++;
 	if ((rr = calloc(n, sizeof(*rr))) == NULL)
 		return answer_simple(r, DANCE_DNS_ERROR, name, 0,
 			"out of memory");
 	for (i = 0; i < n; i++) {
-		if (res->len[i] >= 0 && dance_tlsa_parse(
-			(const unsigned char *)res->data[i],
-			(size_t)res->len[i], &rr[used], &e) == DANCE_OK) {
+		if (len[i] >= 0 && dance_tlsa_parse(
+			(const unsigned char *)data[i],
+			(size_t)len[i], &rr[used], &e) == DANCE_OK) {
 			used++;
 			continue;
 		}
 		if (skipped++ == 0)
 			(void)snprintf(skipwhy, sizeof(skipwhy), "%.199s",
-				res->len[i] < 0 ? "bad length" : e.reason);
+				len[i] < 0 ? "bad length" : e.reason);
 	}
 	if (used == 0) {
 		/* Validated, but nothing that could ever match: the same
@@ -328,7 +343,7 @@ answer_secure(struct dance_resolver *r, const char *name,
 		 * negative data. */
 		free(rr);
 		return answer_simple(r, DANCE_DNS_NODATA, name,
-			neg_ttl(r, res->ttl),
+			neg_ttl(r, ttl),
 			"no usable TLSA records (%zu malformed: %s)",
 			skipped, skipwhy);
 	}
@@ -339,10 +354,10 @@ answer_secure(struct dance_resolver *r, const char *name,
 			"ignored %zu malformed TLSA record%s: %s", skipped,
 			skipped == 1 ? "" : "s", skipwhy);
 		a = dance_answer_new(DANCE_DNS_SECURE, name, rr, used,
-			pos_ttl(r, res->ttl), why);
+			pos_ttl(r, ttl), why);
 	} else {
 		a = dance_answer_new(DANCE_DNS_SECURE, name, rr, used,
-			pos_ttl(r, res->ttl), NULL);
+			pos_ttl(r, ttl), NULL);
 	}
 	free(rr);
 	if (a == NULL)
@@ -357,6 +372,8 @@ static struct dance_answer *
 classify(struct dance_resolver *r, const char *name, int err,
 	struct ub_result *res)
 {
+	size_t n;
+
 	if (err != 0 || res == NULL)
 		return answer_simple(r, DANCE_DNS_ERROR, name, 0,
 			"libunbound: %s", ub_strerror(err));
@@ -381,7 +398,60 @@ classify(struct dance_resolver *r, const char *name, int err,
 	if (!res->havedata || res->data == NULL || res->data[0] == NULL)
 		return answer_simple(r, DANCE_DNS_NODATA, name,
 			neg_ttl(r, res->ttl), "no TLSA records (secure)");
-	return answer_secure(r, name, res);
+	n = 0;
+	while (res->data[n] != NULL)
+		n++;
+	return answer_secure(r, name, res->data, res->len, n, res->ttl);
+}
+
+static int
+ttl_int(int64_t t)
+{
+	return t < 0 ? -1 : t > INT_MAX ? INT_MAX : (int)t;
+}
+
+/*
+ * Map a trusted resolver's answer to an outcome: AD is its verdict.  A
+ * validating resolver answers SERVFAIL for bogus data, so that cannot be
+ * told apart from an unreachable zone, except through an Extended DNS
+ * Error, which goes into the reason.
+ */
+static struct dance_answer *
+classify_stub(struct dance_resolver *r, const char *name, int ret,
+	const struct dance_stub_result *res, const char *server)
+{
+	char ede[160] = "";
+
+	if (ret != DANCE_STUB_OK)
+		return answer_simple(r, DANCE_DNS_ERROR, name, 0,
+			"malformed answer from %s: %s", server, res->why);
+	if (res->ede >= 0)
+		(void)snprintf(ede, sizeof(ede), "; EDE %d%s%s", res->ede,
+			res->ede_text[0] != '\0' ? ": " : "", res->ede_text);
+	if (res->rcode == RCODE_SERVFAIL)
+		return answer_simple(r, DANCE_DNS_SERVFAIL, name, r->fail_ttl,
+			"upstream SERVFAIL (bogus or unreachable) from %s%s",
+			server, ede);
+	if (res->rcode != RCODE_NOERROR && res->rcode != RCODE_NXDOMAIN)
+		return answer_simple(r, DANCE_DNS_SERVFAIL, name, r->fail_ttl,
+			"DNS error from %s, rcode %d%s", server, res->rcode,
+			ede);
+	if (!res->ad)
+		return answer_simple(r, DANCE_DNS_INSECURE, name, r->neg_ttl,
+			"resolver did not set AD (%s: not validated as "
+			"secure)%s", server,
+			res->rcode == RCODE_NXDOMAIN ? ", name does not exist" :
+			res->n == 0 ? ", no TLSA" : "");
+	if (res->rcode == RCODE_NXDOMAIN)
+		return answer_simple(r, DANCE_DNS_NXDOMAIN, name,
+			neg_ttl(r, ttl_int(res->ttl)),
+			"name does not exist (secure, AD from %s)", server);
+	if (res->n == 0)
+		return answer_simple(r, DANCE_DNS_NODATA, name,
+			neg_ttl(r, ttl_int(res->ttl)),
+			"no TLSA records (secure, AD from %s)", server);
+	return answer_secure(r, name, (char *const *)res->data, res->len,
+		res->n, ttl_int(res->ttl));
 }
 
 /* Store a copy with from_cache set, so cache hits are distinguishable
@@ -455,6 +525,90 @@ ub_cb(void *mydata, int err, struct ub_result *res)
 	dance_answer_unref(a);
 }
 
+/* Stop the backend's work on q.  libunbound: driving thread only (see
+ * the top); the stub may drop its sockets from any thread.  Holds r->mu. */
+static void
+backend_cancel(struct dance_resolver *r, struct query *q)
+{
+	if (r->stub != NULL) {
+		dance_stubq_free(r->stub, q->sq);
+		q->sq = NULL;
+		return;
+	}
+	(void)ub_cancel(r->ub, q->async_id);
+}
+
+/* Stub backend: run the retransmit timers that are due.  Every query
+ * has its own, so this walks the in-flight list.  Holds r->mu. */
+static void
+stub_timers(struct dance_resolver *r, uint64_t now)
+{
+	struct query *q;
+
+	for (q = r->live.head; q != NULL; q = q->next) {
+		if (q->sq != NULL && dance_stubq_next(q->sq) <= now)
+			dance_stubq_timer(r->stub, q->sq, now);
+	}
+}
+
+/* Stub backend: read the ready sockets and answer the queries that are
+ * done.  Never blocks.  Driving thread. */
+static void
+stub_process(struct dance_resolver *r)
+{
+	struct dance_stub_result *res;
+	struct dance_lookup *ws;
+	struct dance_answer *a;
+	struct query *q;
+	int ret;
+
+	/* Drain: hosts may watch our fd edge-triggered (nginx), like
+	 * ub_process(), which reads every ready answer.  Each query's
+	 * socket is emptied per event, so the loop ends; the bound is
+	 * only against a flood re-arming sockets meanwhile. */
+	for (unsigned i = 0; i < 2 * r->max_pending + 16; i++) {
+		pthread_mutex_lock(&r->mu);
+		if ((q = dance_stub_ready(r->stub)) == NULL) {
+			pthread_mutex_unlock(&r->mu);
+			return;
+		}
+		if (q->doomed || q->sq == NULL || !dance_stubq_io(r->stub,
+			q->sq, dance_now_ms(), &res, &ret)) {
+			pthread_mutex_unlock(&r->mu);
+			continue;
+		}
+		a = classify_stub(r, q->name, ret, res,
+			dance_stubq_server(r->stub, q->sq));
+		backend_cancel(r, q);
+		query_unlink(r, q);
+		cache_store(r, a);
+		ws = waiters_take(q);
+		pthread_mutex_unlock(&r->mu);
+		free(q);
+		deliver(r, ws, a);
+		dance_answer_unref(a);
+	}
+}
+
+/* Read what the backend has ready (never blocks).  Driving thread. */
+static void
+backend_process(struct dance_resolver *r)
+{
+	if (r->stub != NULL) {
+		stub_process(r);
+		return;
+	}
+	/* Reads the answers that are ready and calls ub_cb for each.  A
+	 * pipe error leaves the queries to their deadline. */
+	(void)ub_process(r->ub);
+}
+
+static int
+backend_fd(struct dance_resolver *r)
+{
+	return r->stub != NULL ? dance_stub_fd(r->stub) : ub_fd(r->ub);
+}
+
 /* Answer TIMEOUT for every query past its deadline.  Driving thread. */
 static void
 expire(struct dance_resolver *r)
@@ -468,7 +622,7 @@ expire(struct dance_resolver *r)
 	while ((q = r->live.head) != NULL && q->deadline <= now) {
 		query_unlink(r, q);
 		r->st.timeouts++;
-		(void)ub_cancel(r->ub, q->async_id);
+		backend_cancel(r, q);
 		a = answer_simple(r, DANCE_DNS_TIMEOUT, q->name, r->fail_ttl,
 			"no answer within %u ms", r->timeout_ms);
 		cache_store(r, a);
@@ -481,6 +635,9 @@ expire(struct dance_resolver *r)
 		dance_answer_unref(a);
 		pthread_mutex_lock(&r->mu);
 	}
+	/* After the deadlines: no retransmit for a query that is over. */
+	if (r->stub != NULL)
+		stub_timers(r, now);
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -493,7 +650,7 @@ reap_doomed(struct dance_resolver *r)
 	pthread_mutex_lock(&r->mu);
 	while ((q = r->doomed.head) != NULL) {
 		ql_remove(&r->doomed, q);
-		(void)ub_cancel(r->ub, q->async_id);
+		backend_cancel(r, q);
 		free(q);
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -519,10 +676,14 @@ cancel_locked(struct dance_resolver *r, struct dance_lookup *w)
 		return;
 	query_unlink(r, q);
 	if (on_driving_thread(r)) {
-		(void)ub_cancel(r->ub, q->async_id);
+		backend_cancel(r, q);
 		free(q);
 		return;
 	}
+	/* The stub's sockets can go now; q itself must wait for the
+	 * driving thread, which may hold its pointer from an event. */
+	if (r->stub != NULL)
+		backend_cancel(r, q);
 	q->doomed = 1;
 	ql_append(&r->doomed, q);
 	wake_thread(r);
@@ -541,18 +702,25 @@ dance_lookup_cancel(struct dance_lookup *l)
 	pthread_mutex_unlock(&r->mu);
 }
 
-/* ms until the earliest deadline, -1 if none.  Holds r->mu. */
+/* ms until the earliest deadline or stub retransmit, -1 if none.
+ * Holds r->mu. */
 static int
 next_timeout_locked(struct dance_resolver *r)
 {
-	uint64_t now, d;
+	uint64_t now, d, t;
+	struct query *q;
 
 	if (r->live.head == NULL)
 		return -1;
+	t = r->live.head->deadline;
+	for (q = r->live.head; r->stub != NULL && q != NULL; q = q->next) {
+		if (q->sq != NULL && dance_stubq_next(q->sq) < t)
+			t = dance_stubq_next(q->sq);
+	}
 	now = dance_now_ms();
-	if (r->live.head->deadline <= now)
+	if (t <= now)
 		return 0;
-	d = r->live.head->deadline - now;
+	d = t - now;
 	return d > INT_MAX ? INT_MAX : (int)d;
 }
 
@@ -574,6 +742,35 @@ name_key(const char *name, char *key)
 	return 1;
 }
 
+/* Hand q to the backend.  Holds r->mu: an answer cannot overtake the
+ * registration of q.  Non-zero with *now set to an error answer. */
+static int
+backend_submit(struct dance_resolver *r, struct query *q,
+	struct dance_answer **now)
+{
+	char why[200];
+	int ret;
+
+	if (r->stub != NULL) {
+		q->sq = dance_stubq_start(r->stub, q->name, q, dance_now_ms(),
+			why, sizeof(why));
+		if (q->sq == NULL) {
+			*now = answer_simple(r, DANCE_DNS_ERROR, q->name, 0,
+				"%s", why);
+			return -1;
+		}
+		return 0;
+	}
+	ret = ub_resolve_async(r->ub, q->name, RR_TYPE_TLSA, RR_CLASS_IN, q,
+		ub_cb, &q->async_id);
+	if (ret != 0) {
+		*now = answer_simple(r, DANCE_DNS_ERROR, q->name, 0,
+			"ub_resolve_async(%s): %s", q->name, ub_strerror(ret));
+		return -1;
+	}
+	return 0;
+}
+
 /* Caller holds r->mu.  Returns the waiter, or NULL with *now set to an
  * answer to deliver at once. */
 static struct dance_lookup *
@@ -583,7 +780,6 @@ lookup_locked(struct dance_resolver *r, const char *key, dance_lookup_cb cb,
 	struct dance_lookup *w;
 	struct query *q;
 	uint32_t h;
-	int ret;
 
 	r->st.lookups++;
 	if ((*now = dance_cache_get(r->cache, key, dance_now_ms())) != NULL) {
@@ -620,18 +816,15 @@ lookup_locked(struct dance_resolver *r, const char *key, dance_lookup_cb cb,
 	q->r = r;
 	memcpy(q->name, key, strlen(key) + 1);
 	q->hash = h;
-	ret = ub_resolve_async(r->ub, key, RR_TYPE_TLSA, RR_CLASS_IN, q,
-		ub_cb, &q->async_id);
-	if (ret != 0) {
+	if (backend_submit(r, q, now) != 0) {
 		free(q);
 		free(w);
-		*now = answer_simple(r, DANCE_DNS_ERROR, key, 0,
-			"ub_resolve_async(%s): %s", key, ub_strerror(ret));
 		return NULL;
 	}
 	q->deadline = dance_now_ms() + r->timeout_ms;
-	/* An idle internal thread sleeps without a deadline. */
-	*wake = r->live.head == NULL;
+	/* An idle internal thread sleeps without a deadline, and the
+	 * stub's retransmit may come before the deadlines it knows. */
+	*wake = r->live.head == NULL || r->stub != NULL;
 	ql_append(&r->live, q);
 	inflight_insert(r, q);
 	r->pending++;
@@ -727,7 +920,7 @@ dance_resolver_fd(struct dance_resolver *r)
 {
 	if (r == NULL || r->mode != DANCE_RESOLVER_EVENT)
 		return -1;
-	return ub_fd(r->ub);
+	return backend_fd(r);
 }
 
 void
@@ -735,9 +928,7 @@ dance_resolver_process(struct dance_resolver *r)
 {
 	if (r == NULL || r->mode != DANCE_RESOLVER_EVENT)
 		return;
-	/* Non-blocking: reads the answers that are ready and calls ub_cb
-	 * for each.  A pipe error leaves the queries to their deadline. */
-	(void)ub_process(r->ub);
+	backend_process(r);
 	expire(r);
 }
 
@@ -766,7 +957,7 @@ thread_main(void *arg)
 	char buf[64];
 	int t;
 
-	pfd[0].fd = ub_fd(r->ub);
+	pfd[0].fd = backend_fd(r);
 	pfd[0].events = POLLIN;
 	pfd[1].fd = r->wake[0];
 	pfd[1].events = POLLIN;
@@ -787,7 +978,7 @@ thread_main(void *arg)
 				;
 		}
 		if (pfd[0].revents != 0)
-			(void)ub_process(r->ub);
+			backend_process(r);
 		expire(r);
 	}
 	return NULL;
@@ -867,7 +1058,7 @@ wait_event(struct dance_resolver *r, struct dance_lookup *l,
 	int t;
 
 	end = dance_now_ms() + r->timeout_ms + WAIT_MARGIN_MS;
-	pfd.fd = ub_fd(r->ub);
+	pfd.fd = backend_fd(r);
 	pfd.events = POLLIN;
 	while (!wc->done) {
 		now = dance_now_ms();
@@ -1016,15 +1207,22 @@ cfg_check(const struct dance_resolver_cfg *cfg, struct dance_error *err)
 	if (!has_ta && !cfg->trust_ad)
 		return dance_err_set(err, DANCE_ERR_CONFIG, "no trust anchor: "
 			"refusing to run without DNSSEC validation");
-	/* libunbound (checked with 1.17.1) clears the AD bit of a
-	 * forwarder's answer: answer_packet carries only its own
-	 * validator's verdict, so an upstream AD cannot be honoured.
-	 * Anchors plus forwarders validate locally instead. */
-	if (!has_ta)
-		return dance_err_set(err, DANCE_ERR_CONFIG, "trust_ad is not "
-			"supported: libunbound drops the forwarder's AD bit, so "
-			"it cannot be trusted; configure trust_anchor_files "
-			"(validation is then local, also through forwarders)");
+	/* trust_ad without anchors: the stub backend, because libunbound
+	 * (checked with 1.17.1) clears the AD bit of a forwarder's
+	 * answer.  Only plain DNS to the forwarders, nothing of
+	 * libunbound's configuration applies. */
+	if (!has_ta && !has_fwd)
+		return dance_err_set(err, DANCE_ERR_CONFIG, "trust_ad without "
+			"trust anchors needs forwarders (validating resolvers "
+			"whose AD bit is trusted)");
+	if (!has_ta && cfg->forward_tls)
+		return dance_err_set(err, DANCE_ERR_CONFIG, "forward_tls is "
+			"not supported with trust_ad (no trust anchors): the "
+			"path to the resolver must be trusted as it is");
+	if (!has_ta && cfg->unbound_conf != NULL)
+		return dance_err_set(err, DANCE_ERR_CONFIG, "unbound_conf "
+			"\"%s\" is not used with trust_ad (no trust anchors: "
+			"the forwarders resolve)", cfg->unbound_conf);
 	if (cfg->forward_tls && !has_fwd)
 		return dance_err_set(err, DANCE_ERR_CONFIG,
 			"forward_tls needs forwarders");
@@ -1160,8 +1358,15 @@ dance_resolver_new(const struct dance_resolver_cfg *cfg,
 	r->max_ttl = cfg->max_ttl;
 	r->neg_ttl = cfg->neg_ttl;
 	r->fail_ttl = cfg->fail_ttl;
-	if (ub_setup(r, cfg, err) != DANCE_OK)
+	if (cfg->trust_anchor_files != NULL
+		&& cfg->trust_anchor_files[0] != NULL) {
+		/* Local validation wins: trust_ad is ignored. */
+		if (ub_setup(r, cfg, err) != DANCE_OK)
+			goto fail;
+	} else if (dance_stub_new(&r->stub, cfg->forwarders, cfg->timeout_ms,
+		err) != DANCE_OK) {
 		goto fail;
+	}
 	while (nb < cfg->max_pending && nb < INFLIGHT_MAX_BUCKETS)
 		nb <<= 1;
 	r->nbuckets = nb;
@@ -1193,13 +1398,15 @@ fail:
 }
 
 static void
-free_queries(struct qlist *l)
+free_queries(struct dance_resolver *r, struct qlist *l)
 {
 	struct dance_lookup *w, *wn;
 	struct query *q;
 
 	while ((q = l->head) != NULL) {
 		ql_remove(l, q);
+		if (r->stub != NULL)
+			dance_stubq_free(r->stub, q->sq);
 		for (w = q->waiters; w != NULL; w = wn) {
 			wn = w->next;
 			free(w);
@@ -1225,8 +1432,9 @@ dance_resolver_free(struct dance_resolver *r)
 	 * dropped without a callback. */
 	if (r->ub != NULL)
 		ub_ctx_delete(r->ub);
-	free_queries(&r->live);
-	free_queries(&r->doomed);
+	free_queries(r, &r->live);
+	free_queries(r, &r->doomed);
+	dance_stub_free(r->stub);
 	free(r->inflight);
 	dance_cache_free(r->cache);
 	dance_answer_unref(r->oom);

@@ -8,8 +8,11 @@
  * show what really reached the authoritative side.  Every test makes its
  * own resolver, so libunbound's own cache starts empty each time.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -19,6 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -1252,11 +1260,14 @@ test_config_errors(void **state)
 	dance_resolver_cfg_init(&c);
 	c.unbound_conf = w_conf;
 	expect_config_error(&c, "no trust anchor");
-	/* trust_ad cannot work with libunbound (it drops the AD bit). */
+	/* trust_ad without anchors: forwarders required, and nothing of
+	 * libunbound's configuration applies (test_ad_config has more). */
+	c.trust_ad = 1;
+	expect_config_error(&c, "needs forwarders");
 	fwd[0] = "127.0.0.1";
 	c.forwarders = fwd;
-	c.trust_ad = 1;
-	expect_config_error(&c, "trust_ad");
+	expect_config_error(&c, "unbound_conf");
+	c.trust_ad = 0;
 
 	world_cfg(&c, DANCE_RESOLVER_EVENT);
 	c.forwarders = fwd;
@@ -1374,6 +1385,867 @@ test_bad_names(void **state)
 	dance_resolver_free(r);
 }
 
+/* ------------------------------------------------------------------ */
+/* trust_ad: a real validating unbound daemon as the forwarder         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Each test gets a fresh "unbound -d" (its cache empty, so the world's
+ * query counts are ours), validating with the world's trust anchor and
+ * reaching the world through its stub zones.  The daemon is the trusted
+ * resolver; our resolver has no anchor and believes its AD bit.
+ */
+static pid_t ub_pid = -1;
+static int ub_port;
+static char ub_dir[PATH_MAX];
+
+/* A port free for UDP and TCP on 127.0.0.1 (the kernel's choice for
+ * UDP, tried for TCP). */
+static int
+free_port_once(void)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	int u, t, port = -1, one = 1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((u = socket(AF_INET, SOCK_DGRAM, 0)) < 0)
+		return -1;
+	if (bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0
+		&& getsockname(u, (struct sockaddr *)&sa, &sl) == 0) {
+		t = socket(AF_INET, SOCK_STREAM, 0);
+		/* As unbound binds it: TIME_WAIT leftovers do not count. */
+		if (t >= 0)
+			(void)setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one,
+				sizeof(one));
+		if (t >= 0 && bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			port = ntohs(sa.sin_port);
+		if (t >= 0)
+			close(t);
+	}
+	close(u);
+	return port;
+}
+
+static int
+free_port(void)
+{
+	int port = -1;
+
+	for (int i = 0; i < 50 && port <= 0; i++)
+		port = free_port_once();
+	return port;
+}
+
+static int
+tcp_ready(int port)
+{
+	struct sockaddr_in sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)port);
+	ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static void
+ub_log(void)
+{
+	char path[PATH_MAX + 32], line[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%.4000s/unbound.log", ub_dir);
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL)
+		print_error("unbound: %s", line);
+	fclose(f);
+}
+
+static int
+ub_stop(void **state)
+{
+	char cmd[PATH_MAX + 32];
+	int st;
+
+	(void)state;
+	if (ub_pid > 0) {
+		kill(ub_pid, SIGTERM);
+		for (int i = 0; i < 50; i++) {
+			if (waitpid(ub_pid, &st, WNOHANG) == ub_pid)
+				break;
+			if (i == 49) {
+				kill(ub_pid, SIGKILL);
+				waitpid(ub_pid, &st, 0);
+			}
+			usleep(100 * 1000);
+		}
+		ub_pid = -1;
+	}
+	if (ub_dir[0] != '\0') {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ub_dir);
+		if (system(cmd) != 0)
+			print_error("cannot remove %s\n", ub_dir);
+		ub_dir[0] = '\0';
+	}
+	return 0;
+}
+
+static int
+ub_start(void **state)
+{
+	char conf[PATH_MAX + 32], out[PATH_MAX + 32];
+	FILE *f;
+	int st;
+
+	(void)state;
+	snprintf(ub_dir, sizeof(ub_dir), "%.4000s/dance-ub-XXXXXX", w_tmp);
+	if (mkdtemp(ub_dir) == NULL || (ub_port = free_port()) <= 0) {
+		print_error("no tmp dir or port for unbound\n");
+		return -1;
+	}
+	snprintf(conf, sizeof(conf), "%s/unbound.conf", ub_dir);
+	snprintf(out, sizeof(out), "%s/stderr", ub_dir);
+	if ((f = fopen(conf, "w")) == NULL)
+		return -1;
+	fprintf(f, "server:\n"
+		"\tusername: \"\"\n\tchroot: \"\"\n"
+		"\tdirectory: \"%s\"\n\tpidfile: \"%s/unbound.pid\"\n"
+		"\tlogfile: \"%s/unbound.log\"\n\tuse-syslog: no\n"
+		"\tinterface: 127.0.0.1\n\tport: %d\n"
+		"\taccess-control: 127.0.0.0/8 allow\n"
+		"\tnum-threads: 1\n\tede: yes\n"
+		"\ttrust-anchor-file: \"%s\"\n"
+		"include: \"%s\"\n",
+		ub_dir, ub_dir, ub_dir, ub_port, w_ta, w_conf);
+	fclose(f);
+	if ((ub_pid = fork()) < 0)
+		return -1;
+	if (ub_pid == 0) {
+		/* Never outlive the test, even when it crashes. */
+		(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (freopen(out, "w", stdout) == NULL
+			|| freopen(out, "w", stderr) == NULL)
+			_exit(126);
+		execl("/usr/sbin/unbound", "unbound", "-d", "-c", conf,
+			(char *)NULL);
+		execlp("unbound", "unbound", "-d", "-c", conf, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100; i++) {
+		if (waitpid(ub_pid, &st, WNOHANG) == ub_pid) {
+			print_error("unbound exited (status %d), see %s\n",
+				st, out);
+			ub_pid = -1;
+			ub_log();
+			return -1;
+		}
+		if (tcp_ready(ub_port))
+			return 0;
+		usleep(50 * 1000);
+	}
+	print_error("unbound did not start on port %d\n", ub_port);
+	ub_log();
+	ub_stop(state);
+	return -1;
+}
+
+static char ad_fwd[64];
+static const char *ad_fwds[3] = { ad_fwd, NULL, NULL };
+
+static void
+ad_cfg(struct dance_resolver_cfg *c, enum dance_resolver_mode mode)
+{
+	dance_resolver_cfg_init(c);
+	c->mode = mode;
+	c->trust_ad = 1;
+	snprintf(ad_fwd, sizeof(ad_fwd), "127.0.0.1@%d", ub_port);
+	ad_fwds[0] = ad_fwd;
+	ad_fwds[1] = NULL;
+	c->forwarders = ad_fwds;
+}
+
+static struct dance_resolver *
+mk_ad(enum dance_resolver_mode mode)
+{
+	struct dance_resolver_cfg c;
+
+	ad_cfg(&c, mode);
+	return mk(&c);
+}
+
+/* Same records, in any order. */
+static void
+same_rrset(const struct dance_answer *a, const struct dance_answer *b)
+{
+	assert_int_equal(a->n, b->n);
+	for (size_t i = 0; i < a->n; i++) {
+		size_t j;
+
+		for (j = 0; j < b->n; j++) {
+			if (a->rr[i].usage == b->rr[j].usage
+				&& a->rr[i].selector == b->rr[j].selector
+				&& a->rr[i].mtype == b->rr[j].mtype
+				&& a->rr[i].len == b->rr[j].len
+				&& memcmp(a->rr[i].data, b->rr[j].data,
+				a->rr[i].len) == 0)
+				break;
+		}
+		assert_true(j < b->n);
+	}
+}
+
+static void
+test_ad_secure(void **state)
+{
+	static const char *names[] = { "ee311.clients.test",
+		"rollover.clients.test", "sensor7._device.clients.test" };
+	struct dance_resolver *r = mk_ad(DANCE_RESOLVER_EVENT);
+	struct dance_resolver *lu = mk_mode(DANCE_RESOLVER_EVENT);
+	struct dance_answer *a, *b;
+
+	(void)state;
+	a = ev_lookup(r, "EE311.Clients.Test", 3000);
+	expect_status(a, DANCE_DNS_SECURE);
+	assert_string_equal(a->name, "ee311.clients.test");
+	assert_int_equal(a->n, 1);
+	expect_rr(&a->rr[0], 3, 1, 1, "ee311");
+	assert_int_equal(a->from_cache, 0);
+	assert_true(a->ttl > 0 && a->ttl <= 300);
+	assert_string_equal(a->why, "");
+	dance_answer_unref(a);
+	/* The same records as local validation with libunbound. */
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		a = ev_lookup(r, names[i], 3000);
+		b = ev_lookup(lu, names[i], 3000);
+		expect_status(a, DANCE_DNS_SECURE);
+		expect_status(b, DANCE_DNS_SECURE);
+		same_rrset(a, b);
+		same_rrset(b, a);
+		dance_answer_unref(a);
+		dance_answer_unref(b);
+	}
+	assert_int_equal(stats(r).queries, 3);
+	assert_int_equal(stats(r).cache_hits, 1);	/* ee311 again */
+	dance_resolver_free(lu);
+	dance_resolver_free(r);
+}
+
+static void
+test_ad_outcomes(void **state)
+{
+	struct dance_resolver *r = mk_ad(DANCE_RESOLVER_EVENT);
+	struct dance_answer *a;
+
+	(void)state;
+	/* Bogus: the validating resolver refuses it with SERVFAIL; never
+	 * SECURE. */
+	a = ev_lookup(r, "bogus.clients.test", 3000);
+	expect_status(a, DANCE_DNS_SERVFAIL);
+	assert_int_equal(a->n, 0);
+	assert_int_equal(a->ttl, 5);
+	assert_non_null(strstr(a->why, "upstream SERVFAIL"));
+	print_message("bogus: %s\n", a->why);
+	dance_answer_unref(a);
+	a = ev_lookup(r, "x.insecure.clients.test", 3000);
+	expect_status(a, DANCE_DNS_INSECURE);
+	assert_int_equal(a->ttl, 60);
+	assert_non_null(strstr(a->why, "did not set AD"));
+	dance_answer_unref(a);
+	a = ev_lookup(r, "nx.clients.test", 3000);
+	expect_status(a, DANCE_DNS_NXDOMAIN);
+	assert_true(a->ttl > 0 && a->ttl <= 60);
+	dance_answer_unref(a);
+	a = ev_lookup(r, "nodata.clients.test", 3000);
+	expect_status(a, DANCE_DNS_NODATA);
+	assert_null(a->rr);
+	assert_true(a->ttl > 0 && a->ttl <= 60);
+	dance_answer_unref(a);
+	a = ev_lookup(r, "x.servfail.clients.test", 4000);
+	expect_status(a, DANCE_DNS_SERVFAIL);
+	dance_answer_unref(a);
+	/* Not encodable: refused before any packet. */
+	a = ev_lookup(r, "a..clients.test", 100);
+	expect_status(a, DANCE_DNS_ERROR);
+	dance_answer_unref(a);
+	assert_int_equal(stats(r).pending, 0);
+	dance_resolver_free(r);
+}
+
+static void
+test_ad_timeout(void **state)
+{
+	struct dance_resolver_cfg c;
+	struct dance_resolver *r;
+	struct dance_answer *a;
+	uint64_t t0, dt;
+
+	(void)state;
+	ad_cfg(&c, DANCE_RESOLVER_EVENT);
+	c.timeout_ms = 500;
+	r = mk(&c);
+	t0 = now_ms();
+	a = ev_lookup(r, "x.slow.clients.test", 3000);
+	dt = now_ms() - t0;
+	expect_status(a, DANCE_DNS_TIMEOUT);
+	print_message("timeout after %llu ms\n", (unsigned long long)dt);
+	assert_true(dt >= 450 && dt <= 1000);
+	assert_int_equal(stats(r).timeouts, 1);
+	assert_int_equal(stats(r).pending, 0);
+	assert_int_equal(dance_resolver_next_timeout(r), -1);
+	dance_answer_unref(a);
+	dance_resolver_free(r);
+}
+
+static void
+test_ad_coalesce_and_cache(void **state)
+{
+	const char *name = "dev.late.clients.test";
+	struct dance_resolver *r = mk_ad(DANCE_RESOLVER_EVENT);
+	struct dance_answer *a;
+	struct got g[10];
+	int n = 0, done, before;
+
+	(void)state;
+	memset(g, 0, sizeof(g));
+	before = world_count(name);
+	assert_true(before >= 0);
+	for (int i = 0; i < 10; i++) {
+		g[i].counter = &n;
+		assert_non_null(dance_resolver_lookup(r, name, got_cb, &g[i],
+			&done));
+	}
+	assert_int_equal(stats(r).queries, 1);
+	assert_int_equal(stats(r).coalesced, 9);
+	drive(r, &n, 10, 5000);
+	assert_int_equal(n, 10);
+	for (int i = 0; i < 10; i++) {
+		expect_status(g[i].a, DANCE_DNS_SECURE);
+		assert_ptr_equal(g[i].a, g[0].a);
+	}
+	expect_rr(&g[0].a->rr[0], 3, 1, 1, "ee311");
+	assert_int_equal(world_count(name) - before, 1);
+	a = ev_lookup(r, name, 100);
+	assert_int_equal(a->from_cache, 1);
+	expect_status(a, DANCE_DNS_SECURE);
+	dance_answer_unref(a);
+	assert_int_equal(stats(r).cache_hits, 1);
+	assert_int_equal(stats(r).queries, 1);
+	assert_int_equal(world_count(name) - before, 1);
+	for (int i = 0; i < 10; i++)
+		got_clear(&g[i]);
+	dance_resolver_free(r);
+}
+
+static void
+test_ad_cancel_and_free(void **state)
+{
+	const char *name = "dev.late.clients.test";
+	struct dance_resolver *r = mk_ad(DANCE_RESOLVER_EVENT);
+	struct dance_lookup *l1, *l2;
+	struct got g1, g2;
+	int n = 0, done;
+
+	(void)state;
+	memset(&g1, 0, sizeof(g1));
+	memset(&g2, 0, sizeof(g2));
+	g1.counter = g2.counter = &n;
+	l1 = dance_resolver_lookup(r, name, got_cb, &g1, &done);
+	assert_non_null(l1);
+	dance_lookup_cancel(l1);
+	assert_int_equal(stats(r).pending, 0);
+	assert_int_equal(dance_resolver_next_timeout(r), -1);
+	drive(r, NULL, 0, 1300);
+	assert_int_equal(g1.calls, 0);
+	l1 = dance_resolver_lookup(r, name, got_cb, &g1, &done);
+	l2 = dance_resolver_lookup(r, name, got_cb, &g2, &done);
+	assert_non_null(l1);
+	assert_non_null(l2);
+	dance_lookup_cancel(l1);
+	assert_int_equal(stats(r).pending, 1);
+	drive(r, &n, 1, 3000);
+	assert_int_equal(g1.calls, 0);
+	assert_int_equal(g2.calls, 1);
+	expect_status(g2.a, DANCE_DNS_SECURE);
+	got_clear(&g2);
+	/* Freed with a query in flight: no callback, no leak. */
+	assert_non_null(dance_resolver_lookup(r, "x.slow.clients.test",
+		got_cb, &g1, &done));
+	dance_resolver_free(r);
+	assert_int_equal(g1.calls, 0);
+}
+
+static void
+test_ad_threaded(void **state)
+{
+	static const struct {
+		const char *name;
+		enum dance_dns_status st;
+		size_t n;
+	} cases[] = {
+		{ "ee311.clients.test", DANCE_DNS_SECURE, 1 },
+		{ "rollover.clients.test", DANCE_DNS_SECURE, 3 },
+		{ "nx.clients.test", DANCE_DNS_NXDOMAIN, 0 },
+		{ "x.insecure.clients.test", DANCE_DNS_INSECURE, 0 },
+		{ "bogus.clients.test", DANCE_DNS_SERVFAIL, 0 },
+		{ "x.slow.clients.test", DANCE_DNS_TIMEOUT, 0 },
+		{ "ee311.clients.test", DANCE_DNS_SECURE, 1 },
+	};
+	const char *name = "dev.late.clients.test";
+	struct dance_resolver_cfg c;
+	struct dance_resolver *r;
+	struct dance_answer *a;
+	pthread_barrier_t bar;
+	pthread_t th[8];
+	struct tharg ta[8];
+	int before = world_count(name);
+
+	(void)state;
+	ad_cfg(&c, DANCE_RESOLVER_THREADED);
+	c.timeout_ms = 1500;
+	r = mk(&c);
+	assert_int_equal(dance_resolver_fd(r), -1);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		a = dance_resolve_wait(r, cases[i].name);
+		expect_status(a, cases[i].st);
+		assert_int_equal(a->n, cases[i].n);
+		dance_answer_unref(a);
+	}
+	assert_int_equal(stats(r).cache_hits, 1);
+	/* Eight threads, one query. */
+	pthread_barrier_init(&bar, NULL, 8);
+	for (int i = 0; i < 8; i++) {
+		ta[i].r = r;
+		ta[i].name = name;
+		ta[i].bar = &bar;
+		ta[i].st = DANCE_DNS_ERROR;
+		assert_int_equal(pthread_create(&th[i], NULL, th_wait, &ta[i]),
+			0);
+	}
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&bar);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(ta[i].st, DANCE_DNS_SECURE);
+	assert_int_equal(world_count(name) - before, 1);
+	assert_int_equal(stats(r).pending, 0);
+	dance_resolver_free(r);
+}
+
+/* A forwarder that is down (ICMP refused) or silent: the next one
+ * answers, at once or after the retransmit interval. */
+static void
+test_ad_failover(void **state)
+{
+	struct dance_resolver_cfg c;
+	struct dance_resolver *r;
+	struct dance_answer *a;
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	char dead[64], silent[64];
+	uint64_t t0, dt;
+	int hole;
+
+	(void)state;
+	ad_cfg(&c, DANCE_RESOLVER_EVENT);
+	snprintf(dead, sizeof(dead), "127.0.0.1@%d", free_port());
+	ad_fwds[0] = dead;
+	ad_fwds[1] = ad_fwd;
+	r = mk(&c);
+	t0 = now_ms();
+	a = ev_lookup(r, "ee311.clients.test", 3000);
+	dt = now_ms() - t0;
+	expect_status(a, DANCE_DNS_SECURE);
+	print_message("refused forwarder skipped in %llu ms\n",
+		(unsigned long long)dt);
+	assert_true(dt < 500);
+	dance_answer_unref(a);
+	dance_resolver_free(r);
+
+	/* A bound socket nobody reads: a black hole. */
+	hole = socket(AF_INET, SOCK_DGRAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(hole, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(hole, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(silent, sizeof(silent), "127.0.0.1@%d", ntohs(sa.sin_port));
+	ad_fwds[0] = silent;
+	c.timeout_ms = 1500;		/* retransmit after 500 ms */
+	r = mk(&c);
+	t0 = now_ms();
+	a = ev_lookup(r, "ee312.clients.test", 3000);
+	dt = now_ms() - t0;
+	expect_status(a, DANCE_DNS_SECURE);
+	print_message("silent forwarder skipped in %llu ms\n",
+		(unsigned long long)dt);
+	assert_true(dt >= 450 && dt < 1500);
+	dance_answer_unref(a);
+	dance_resolver_free(r);
+	close(hole);
+}
+
+/*
+ * A fake forwarder in front of the unbound daemon, for what a healthy
+ * resolver never does: truncate every UDP answer (TCP fallback), send
+ * forged answers first, or a mangled one.  UDP and TCP on one port; the
+ * real answers come from the daemon (relayed over UDP).
+ */
+enum fake_mode { FAKE_TC, FAKE_FORGED_FIRST, FAKE_MANGLED };
+
+struct fake {
+	enum fake_mode mode;
+	int udp, tcp, port;
+	int stop;
+	int udp_queries, tcp_queries;
+	pthread_t th;
+};
+
+/* The daemon's answer to q, or 0. */
+static size_t
+fake_relay(const unsigned char *q, size_t qlen, unsigned char *out,
+	size_t outlen)
+{
+	struct sockaddr_in sa;
+	struct pollfd p;
+	ssize_t n = -1;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)ub_port);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0
+		&& send(fd, q, qlen, 0) == (ssize_t)qlen) {
+		p.fd = fd;
+		p.events = POLLIN;
+		if (poll(&p, 1, 3000) == 1)
+			n = recv(fd, out, outlen, 0);
+	}
+	if (fd >= 0)
+		close(fd);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* Offset just past the question (uncompressed qname), 0 if none. */
+static size_t
+fake_qend(const unsigned char *m, size_t len)
+{
+	size_t o = 12;
+
+	while (o < len && m[o] != 0 && m[o] < 64)
+		o += 1 + m[o];
+	return o + 5 <= len && m[o] == 0 ? o + 5 : 0;
+}
+
+static void
+fake_udp(struct fake *f)
+{
+	unsigned char q[512], a[4096], x[4096];
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	ssize_t n;
+	size_t alen, qe;
+
+	n = recvfrom(f->udp, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
+	if (n < 12 || (qe = fake_qend(q, (size_t)n)) == 0)
+		return;
+	__atomic_add_fetch(&f->udp_queries, 1, __ATOMIC_SEQ_CST);
+	if (f->mode == FAKE_TC) {
+		/* Header and question only, QR and TC set. */
+		q[2] |= 0x82;
+		memset(q + 6, 0, 6);
+		(void)sendto(f->udp, q, qe, 0, (struct sockaddr *)&from, fl);
+		return;
+	}
+	if ((alen = fake_relay(q, (size_t)n, a, sizeof(a))) < 12)
+		return;
+	if (f->mode == FAKE_MANGLED) {
+		/* Cut inside the last record. */
+		(void)sendto(f->udp, a, alen - 3, 0, (struct sockaddr *)&from,
+			fl);
+		return;
+	}
+	/* Forged SERVFAILs, with a wrong ID, then with a wrong question
+	 * type; then the real answer. */
+	memcpy(x, a, alen);
+	x[1] ^= 0x5a;
+	x[3] = (unsigned char)((x[3] & 0xf0) | 2);
+	(void)sendto(f->udp, x, alen, 0, (struct sockaddr *)&from, fl);
+	x[1] ^= 0x5a;
+	x[qe - 3] ^= 0x01;
+	(void)sendto(f->udp, x, alen, 0, (struct sockaddr *)&from, fl);
+	(void)sendto(f->udp, a, alen, 0, (struct sockaddr *)&from, fl);
+}
+
+static int
+fake_full(int fd, unsigned char *buf, size_t len, int wr)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = wr ? send(fd, buf + got, len - got, MSG_NOSIGNAL)
+			: recv(fd, buf + got, len - got, 0);
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static void
+fake_tcp(struct fake *f)
+{
+	unsigned char q[2 + 512], a[2 + 4096];
+	struct timeval tv = { 3, 0 };
+	size_t qlen, alen;
+	int c = accept(f->tcp, NULL, NULL);
+
+	if (c < 0)
+		return;
+	__atomic_add_fetch(&f->tcp_queries, 1, __ATOMIC_SEQ_CST);
+	(void)setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (fake_full(c, q, 2, 0) == 0
+		&& (qlen = (size_t)(q[0] << 8 | q[1])) <= 512
+		&& fake_full(c, q + 2, qlen, 0) == 0
+		&& (alen = fake_relay(q + 2, qlen, a + 2, sizeof(a) - 2)) > 0) {
+		a[0] = (unsigned char)(alen >> 8);
+		a[1] = (unsigned char)alen;
+		/* In two pieces: the reader must reassemble. */
+		(void)fake_full(c, a, 3, 1);
+		usleep(20 * 1000);
+		(void)fake_full(c, a + 3, alen - 1, 1);
+	}
+	close(c);
+}
+
+static void *
+fake_main(void *arg)
+{
+	struct fake *f = arg;
+	struct pollfd p[2];
+
+	p[0].fd = f->udp;
+	p[1].fd = f->tcp;
+	p[0].events = p[1].events = POLLIN;
+	while (!__atomic_load_n(&f->stop, __ATOMIC_SEQ_CST)) {
+		if (poll(p, 2, 100) <= 0)
+			continue;
+		if (p[0].revents & POLLIN)
+			fake_udp(f);
+		if (p[1].revents & POLLIN)
+			fake_tcp(f);
+	}
+	return NULL;
+}
+
+static void
+fake_start(struct fake *f, enum fake_mode mode)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	int one = 1;
+
+	memset(f, 0, sizeof(*f));
+	f->mode = mode;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	f->tcp = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(f->tcp >= 0);
+	(void)setsockopt(f->tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(f->tcp, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(f->tcp, (struct sockaddr *)&sa, &sl), 0);
+	assert_int_equal(listen(f->tcp, 8), 0);
+	f->port = ntohs(sa.sin_port);
+	f->udp = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_true(f->udp >= 0);
+	assert_int_equal(bind(f->udp, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(pthread_create(&f->th, NULL, fake_main, f), 0);
+}
+
+static void
+fake_stop(struct fake *f)
+{
+	__atomic_store_n(&f->stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(f->th, NULL);
+	close(f->udp);
+	close(f->tcp);
+}
+
+static struct dance_resolver *
+mk_fake(const struct fake *f, char *fwd, size_t len)
+{
+	struct dance_resolver_cfg c;
+	static const char *fw[2];
+
+	snprintf(fwd, len, "127.0.0.1@%d", f->port);
+	fw[0] = fwd;
+	fw[1] = NULL;
+	dance_resolver_cfg_init(&c);
+	c.trust_ad = 1;
+	c.forwarders = fw;
+	return mk(&c);
+}
+
+static void
+test_ad_tcp_fallback(void **state)
+{
+	struct dance_resolver *r, *lu;
+	struct dance_answer *a, *b;
+	struct fake f;
+	char fwd[64];
+
+	(void)state;
+	fake_start(&f, FAKE_TC);
+	r = mk_fake(&f, fwd, sizeof(fwd));
+	a = ev_lookup(r, "rollover.clients.test", 3000);
+	expect_status(a, DANCE_DNS_SECURE);
+	lu = mk_mode(DANCE_RESOLVER_EVENT);
+	b = ev_lookup(lu, "rollover.clients.test", 3000);
+	same_rrset(a, b);
+	same_rrset(b, a);
+	dance_answer_unref(a);
+	dance_answer_unref(b);
+	dance_resolver_free(lu);
+	a = ev_lookup(r, "bogus.clients.test", 3000);
+	expect_status(a, DANCE_DNS_SERVFAIL);
+	dance_answer_unref(a);
+	assert_int_equal(__atomic_load_n(&f.udp_queries, __ATOMIC_SEQ_CST), 2);
+	assert_int_equal(__atomic_load_n(&f.tcp_queries, __ATOMIC_SEQ_CST), 2);
+	dance_resolver_free(r);
+	fake_stop(&f);
+}
+
+static void
+test_ad_forged_and_mangled(void **state)
+{
+	struct dance_resolver *r;
+	struct dance_answer *a;
+	struct fake f;
+	char fwd[64];
+
+	(void)state;
+	/* Answers with a wrong ID or question are not ours: ignored. */
+	fake_start(&f, FAKE_FORGED_FIRST);
+	r = mk_fake(&f, fwd, sizeof(fwd));
+	a = ev_lookup(r, "ee311.clients.test", 3000);
+	expect_status(a, DANCE_DNS_SECURE);
+	expect_rr(&a->rr[0], 3, 1, 1, "ee311");
+	dance_answer_unref(a);
+	dance_resolver_free(r);
+	fake_stop(&f);
+	/* Ours but cut short: an error, never secure, not cached. */
+	fake_start(&f, FAKE_MANGLED);
+	r = mk_fake(&f, fwd, sizeof(fwd));
+	a = ev_lookup(r, "ee311.clients.test", 3000);
+	expect_status(a, DANCE_DNS_ERROR);
+	assert_non_null(strstr(a->why, "malformed"));
+	print_message("mangled: %s\n", a->why);
+	dance_answer_unref(a);
+	assert_null(dance_resolver_cached(r, "ee311.clients.test"));
+	dance_resolver_free(r);
+	fake_stop(&f);
+}
+
+/* The world's proxy fronts an authoritative server, which never sets
+ * AD: nothing it says can be secure. */
+static void
+test_ad_authoritative_insecure(void **state)
+{
+	struct dance_resolver_cfg c;
+	struct dance_resolver *r;
+	struct dance_answer *a;
+	char fwd[64];
+	const char *fwds[2] = { fwd, NULL };
+
+	(void)state;
+	if (w_proxy_port <= 0)
+		fail_msg("WORLD_PROXY_PORT missing from the world env");
+	snprintf(fwd, sizeof(fwd), "127.0.0.1@%d", w_proxy_port);
+	dance_resolver_cfg_init(&c);
+	c.trust_ad = 1;
+	c.forwarders = fwds;
+	r = mk(&c);
+	a = ev_lookup(r, "ee311.clients.test", 3000);
+	expect_status(a, DANCE_DNS_INSECURE);
+	assert_int_equal(a->n, 0);
+	assert_non_null(strstr(a->why, "did not set AD"));
+	dance_answer_unref(a);
+	dance_resolver_free(r);
+}
+
+static void
+test_ad_config(void **state)
+{
+	struct dance_resolver_cfg c;
+	struct dance_resolver *r;
+	struct dance_error e;
+	const char *fwd[3] = { NULL, NULL, NULL };
+
+	(void)state;
+	dance_resolver_cfg_init(&c);
+	c.trust_ad = 1;
+	expect_config_error(&c, "needs forwarders");
+	c.forwarders = fwd;
+	expect_config_error(&c, "needs forwarders");
+	fwd[0] = "127.0.0.1#dns.example";
+	expect_config_error(&c, "DNS-over-TLS");
+	fwd[0] = "resolver.example";
+	expect_config_error(&c, "resolver.example");
+	fwd[0] = "127.0.0.1@0";
+	expect_config_error(&c, "bad port");
+	fwd[0] = "127.0.0.1@65536";
+	expect_config_error(&c, "bad port");
+	fwd[0] = "127.0.0.1@53x";
+	expect_config_error(&c, "bad port");
+	fwd[0] = "";
+	expect_config_error(&c, "forwarder");
+	fwd[0] = "127.0.0.1";
+	c.forward_tls = 1;
+	expect_config_error(&c, "forward_tls");
+	c.forward_tls = 0;
+	c.unbound_conf = w_conf;
+	expect_config_error(&c, "unbound_conf");
+	c.unbound_conf = NULL;
+	/* Accepted: IPv4 and IPv6, with and without a port. */
+	fwd[0] = "::1@5353";
+	fwd[1] = "127.0.0.1";
+	r = dance_resolver_new(&c, &e);
+	if (r == NULL)
+		print_error("%s\n", e.reason);
+	assert_non_null(r);
+	assert_true(dance_resolver_fd(r) >= 0);
+	assert_int_equal(dance_resolver_next_timeout(r), -1);
+	dance_resolver_free(r);
+	/* Anchors given: trust_ad is ignored, validation is local (the
+	 * authoritative proxy as forwarder still gives SECURE, where it
+	 * gave INSECURE above for lack of AD; the world's stub zones
+	 * would take precedence, so they are left out). */
+	if (w_proxy_port > 0) {
+		char f[64];
+		const char *fw[2] = { f, NULL };
+		struct dance_answer *a;
+
+		snprintf(f, sizeof(f), "127.0.0.1@%d", w_proxy_port);
+		world_cfg(&c, DANCE_RESOLVER_EVENT);
+		c.trust_ad = 1;
+		c.forwarders = fw;
+		r = mk(&c);
+		a = ev_lookup(r, "ee311.clients.test", 3000);
+		expect_status(a, DANCE_DNS_SECURE);
+		dance_answer_unref(a);
+		dance_resolver_free(r);
+	}
+}
+
 int
 main(void)
 {
@@ -1408,6 +2280,34 @@ main(void)
 		cmocka_unit_test(test_bad_names),
 	};
 
-	return cmocka_run_group_tests_name("resolver", tests, group_setup,
+	const struct CMUnitTest ad_tests[] = {
+		cmocka_unit_test_setup_teardown(test_ad_secure, ub_start,
+			ub_stop),
+		cmocka_unit_test_setup_teardown(test_ad_outcomes, ub_start,
+			ub_stop),
+		cmocka_unit_test_setup_teardown(test_ad_timeout, ub_start,
+			ub_stop),
+		cmocka_unit_test_setup_teardown(test_ad_coalesce_and_cache,
+			ub_start, ub_stop),
+		cmocka_unit_test_setup_teardown(test_ad_cancel_and_free,
+			ub_start, ub_stop),
+		cmocka_unit_test_setup_teardown(test_ad_threaded, ub_start,
+			ub_stop),
+		cmocka_unit_test_setup_teardown(test_ad_failover, ub_start,
+			ub_stop),
+		cmocka_unit_test_setup_teardown(test_ad_tcp_fallback,
+			ub_start, ub_stop),
+		cmocka_unit_test_setup_teardown(test_ad_forged_and_mangled,
+			ub_start, ub_stop),
+		cmocka_unit_test(test_ad_authoritative_insecure),
+		cmocka_unit_test(test_ad_config),
+	};
+	int fails;
+
+	fails = cmocka_run_group_tests_name("resolver", tests, group_setup,
 		NULL);
+	/* trust_ad mode: a validating unbound daemon as the forwarder. */
+	fails += cmocka_run_group_tests_name("resolver_trust_ad", ad_tests,
+		group_setup, NULL);
+	return fails;
 }
