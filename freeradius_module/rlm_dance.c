@@ -131,9 +131,13 @@ static const struct {
 	{ NULL, 0, 0, NULL }
 };
 
-/* One slot per domain that has threads waiting on DNS. */
+/*
+ *	One slot per allow-list entry that has threads waiting on DNS.
+ *	entry is libdance's pointer to the entry text (dance_policy_match):
+ *	stable while the policy lives, one pointer per entry.
+ */
 typedef struct {
-	char		domain[DANCE_NAME_MAX + 1];
+	char const	*entry;
 	uint32_t	waiting;
 } dance_wait_slot_t;
 
@@ -342,22 +346,15 @@ static dance_status_t dance_dns_to_status(enum dance_dns_status s)
 /* ------------------------------------------------------------------ */
 
 /*
- *	The "domain" of a client name for the per-domain cap: the name
- *	without its first label (sensor7._device.example.com ->
- *	_device.example.com).  All devices of one zone share the cap, so a
- *	zone whose servers do not answer can hold at most
- *	max_waiting_per_domain worker threads.
+ *	The per-domain cap is kept per allow-list entry, the one that
+ *	admitted the client name (dance_policy_match): all devices allowed
+ *	by ".devices.example.com" share one budget, whatever their parent
+ *	names, and every other entry has its own.  So the names of one entry
+ *	whose servers do not answer can hold at most max_waiting_per_domain
+ *	worker threads.
  */
-static char const *dance_domain_of(char const *name)
+static bool dance_wait_enter(rlm_dance_t *inst, char const *entry, char *why, size_t whylen)
 {
-	char const *dot = strchr(name, '.');
-
-	return dot ? dot + 1 : name;
-}
-
-static bool dance_wait_enter(rlm_dance_t *inst, char const *name, char *why, size_t whylen)
-{
-	char const		*domain = dance_domain_of(name);
 	dance_wait_slot_t	*slot = NULL, *free_slot = NULL;
 	uint32_t		i;
 	bool			ok = false;
@@ -374,20 +371,20 @@ static bool dance_wait_enter(rlm_dance_t *inst, char const *name, char *why, siz
 			if (!free_slot) free_slot = s;
 			continue;
 		}
-		if (strcmp(s->domain, domain) == 0) {
+		if (s->entry == entry) {
 			slot = s;
 			break;
 		}
 	}
 	if (slot && slot->waiting >= inst->max_waiting_per_domain) {
-		snprintf(why, whylen, "%u threads already waiting for DNS in %s (max_waiting_per_domain)",
-			 slot->waiting, domain);
+		snprintf(why, whylen, "%u threads already waiting for DNS for allow entry \"%.100s\" "
+			 "(max_waiting_per_domain)", slot->waiting, entry);
 		goto done;
 	}
 	if (!slot) {
 		/* waiting < max_waiting, so a free slot exists */
 		slot = free_slot;
-		strlcpy(slot->domain, domain, sizeof(slot->domain));
+		slot->entry = entry;
 	}
 	slot->waiting++;
 	inst->waiting++;
@@ -397,16 +394,15 @@ done:
 	return ok;
 }
 
-static void dance_wait_leave(rlm_dance_t *inst, char const *name)
+static void dance_wait_leave(rlm_dance_t *inst, char const *entry)
 {
-	char const	*domain = dance_domain_of(name);
 	uint32_t	i;
 
 	pthread_mutex_lock(&inst->wait_mutex);
 	for (i = 0; i < inst->max_waiting; i++) {
 		dance_wait_slot_t *s = &inst->slots[i];
 
-		if (s->waiting && strcmp(s->domain, domain) == 0) {
+		if (s->waiting && (s->entry == entry)) {
 			s->waiting--;
 			inst->waiting--;
 			break;
@@ -417,11 +413,12 @@ static void dance_wait_leave(rlm_dance_t *inst, char const *name)
 
 /*
  *	Secure TLSA answer for name: from the shared cache, or a lookup
- *	bounded by the timeout when a waiting slot is free.  Never NULL
- *	unless out of memory.
+ *	bounded by the timeout when a waiting slot is free (globally and
+ *	for entry, the allow-list entry that admitted name).  NULL when
+ *	over a cap (why says which) or out of memory.
  */
 static struct dance_answer *dance_lookup(rlm_dance_t *inst, REQUEST *request, char const *name,
-					 char *why, size_t whylen)
+					 char const *entry, char *why, size_t whylen)
 {
 	struct dance_answer *a;
 
@@ -430,11 +427,11 @@ static struct dance_answer *dance_lookup(rlm_dance_t *inst, REQUEST *request, ch
 		DLOG_DEBUG(request, "TLSA for %s from cache (%s)", name, dance_dns_status_str(a->status));
 		return a;
 	}
-	if (!dance_wait_enter(inst, name, why, whylen)) return NULL;
+	if (!dance_wait_enter(inst, entry, why, whylen)) return NULL;
 
 	DLOG_DEBUG(request, "looking up TLSA for %s (timeout %u ms)", name, inst->timeout);
 	a = dance_resolve_wait(inst->resolver, name);
-	dance_wait_leave(inst, name);
+	dance_wait_leave(inst, entry);
 	return a;
 }
 
@@ -534,6 +531,7 @@ static void dance_judge(dance_verify_t *v, X509_STORE_CTX *xs, bool ext_client)
 	struct dance_answer	*a;
 	struct dance_match_result res;
 	dance_src_t		src;
+	char const		*entry = NULL;
 
 	name[0] = '\0';
 	src = dance_client_name(v, leaf, name, why, sizeof(why));
@@ -545,7 +543,7 @@ static void dance_judge(dance_verify_t *v, X509_STORE_CTX *xs, bool ext_client)
 	}
 
 	memset(&err, 0, sizeof(err));
-	if (dance_policy_check(inst->policy, name, &err) != DANCE_OK) {
+	if (dance_policy_match(inst->policy, name, &entry, &err) != DANCE_OK) {
 		DLOG_REJECT(request, "client %s (%s) rejected: not allowed: %s", name,
 			    fr_int2str(dance_src_names, src, "?"), err.reason);
 		dance_record(v, name, src, DANCE_ST_NOT_ALLOWED, -1, err.reason);
@@ -553,8 +551,10 @@ static void dance_judge(dance_verify_t *v, X509_STORE_CTX *xs, bool ext_client)
 		return;
 	}
 
+	DLOG_DEBUG(request, "client %s allowed by entry \"%s\"", name, entry);
+
 	why[0] = '\0';
-	a = dance_lookup(inst, request, name, why, sizeof(why));
+	a = dance_lookup(inst, request, name, entry, why, sizeof(why));
 	if (!a) {
 		DLOG_REJECT(request, "client %s rejected: overload: %s", name, why);
 		dance_record(v, name, src, DANCE_ST_OVERLOAD, -1, why);

@@ -253,35 +253,78 @@ check "3 concurrent clients behind a late (800 ms) answer all accepted ($late_ok
 check "their lookups were coalesced ($((after - before)) queries)" test $((after - before)) -le 1
 
 # ------------------------------------------------------------------
-# Availability: saturate the slow domain, a healthy one still answers
+# Availability: the per-domain cap is per allow-list entry
 # ------------------------------------------------------------------
-# 10 clients of slow.clients.test (never answers): 3 wait (per-domain
-# cap), the rest fail at once.  Meanwhile a device of the healthy zone
-# whose TLSA is not cached yet needs a real lookup, and gets it.
+# 10 clients admitted by the entry ".slow.clients.test" (never answers),
+# each under a parent name of its own (d$k.p$k.slow.clients.test): they
+# share that entry's budget, so 3 wait and the rest fail at once, all
+# with that entry in the reason (a cap keyed on the parent name would
+# have let 8 of them wait).  While it is saturated, names admitted by
+# other entries still get lookups of their own: a device of
+# "*._device.clients.test" whose TLSA is not cached yet (accepted), and a
+# name of the enclosing ".clients.test" (nx2, uncached NXDOMAIN).
+entry_cap='for allow entry ".slow.clients.test" (max_waiting_per_domain)'
+mark=$(wc -l <"$FRLOG")
 qf=$(qcount fresh._device.clients.test)
+qn=$(qcount nx2.clients.test)
 slow_pids=""
 for k in 1 2 3 4 5 6 7 8 9 10; do
-	eap "slow$k" "$K/ee311-nosan.crt" "$C/ee311.key" "d$k.slow.clients.test" &
+	eap "slow$k" "$K/ee311-nosan.crt" "$C/ee311.key" "d$k.p$k.slow.clients.test" &
 	slow_pids="$slow_pids $!"
 done
-sleep 0.7
+# Start the others once the entry is full (its first Overload).
+i=0
+until tail -n +"$((mark + 1))" "$FRLOG" | grep -qF "$entry_cap"; do
+	i=$((i + 1))
+	[ $i -gt 100 ] && break
+	sleep 0.05
+done
 t0=$(date +%s%N)
-eap healthy "$K/fresh.chain.pem" "$K/fresh.key" anonymous
+eap healthy "$K/fresh.chain.pem" "$K/fresh.key" anonymous &
+hpid=$!
+eap other-entry "$K/ee311-nosan.crt" "$C/ee311.key" nx2.clients.test &
+opid=$!
+wait "$hpid"
 hrc=$?
 t1=$(date +%s%N)
+wait "$opid"
+orc=$?
+t2=$(date +%s%N)
 hms=$(((t1 - t0) / 1000000))
+oms=$(((t2 - t0) / 1000000))
 slow_ok=0
 for p in $slow_pids; do
 	wait "$p" && slow_ok=$((slow_ok + 1))
 done
-check "healthy domain authenticated while slow domain saturated" test "$hrc" = 0
-check "healthy domain answered in normal time ($hms ms < 1500 ms)" test "$hms" -lt 1500
+tail -n +"$((mark + 1))" "$FRLOG" >"$T/cap-entry.log"
+# Line numbers in the log: entry full, first slow lookup given up, and
+# the lookups of the other entries' names (with -xx the log has them).
+first() { grep -n -m 1 -F -- "$1" "$T/cap-entry.log" | cut -d: -f1; }
+l_full=$(first "$entry_cap")
+l_free=$(first "slow.clients.test rejected: TLSA lookup timeout")
+l_dev=$(first "looking up TLSA for fresh._device.clients.test")
+l_nx2=$(first "looking up TLSA for nx2.clients.test")
+n_cap=$(grep -c -F "rejected: overload: 3 threads already waiting for DNS $entry_cap" "$T/cap-entry.log")
+n_any=$(grep -c "rejected: overload" "$T/cap-entry.log")
+n_tmo=$(grep -c "slow.clients.test rejected: TLSA lookup timeout" "$T/cap-entry.log")
+check "all slow-entry clients rejected" test "$slow_ok" = 0
+check "slow-entry clients of 10 parent names share one budget: $n_cap turned away by \".slow.clients.test\"" \
+	test "${n_cap:-0}" -ge 1
+check "... every overload names that entry with 3 waiting ($n_any overloads, $n_cap per-entry), no global cap" \
+	test "$n_any" = "$n_cap" -a "$((n_cap + n_tmo))" = 10
+check "other entries looked up while \".slow.clients.test\" was full (log lines $l_full < $l_dev, $l_nx2 < $l_free)" \
+	test -n "$l_full" -a -n "$l_free" -a -n "$l_dev" -a -n "$l_nx2" -a \
+	"${l_full:-0}" -lt "${l_dev:-0}" -a "${l_dev:-0}" -lt "${l_free:-0}" -a \
+	"${l_full:-0}" -lt "${l_nx2:-0}" -a "${l_nx2:-0}" -lt "${l_free:-0}"
+check "entry \"*._device.clients.test\": device authenticated in normal time ($hms ms < 1500 ms)" \
+	test "$hrc" = 0 -a "$hms" -lt 1500
 check "... with a real (uncached) lookup" test "$(qcount fresh._device.clients.test)" -gt "$qf"
-check "all slow-domain clients rejected" test "$slow_ok" = 0
-check "excess slow-domain requests failed fast (per-domain cap)" \
-	grep -q "rejected: overload: .* in slow.clients.test (max_waiting_per_domain)" "$FRLOG"
+check "entry \".clients.test\": nx2.clients.test got its own lookup ($oms ms < 1500 ms), not Overload" \
+	test "$orc" != 0 -a "$oms" -lt 1500 -a "$(qcount nx2.clients.test)" -gt "$qn"
+check "... and was rejected for NXDOMAIN" grep -q "client nx2.clients.test rejected: TLSA lookup nxdomain" "$T/cap-entry.log"
 
-# Global cap: 3 zones x 3 clients = 9 waiting threads > max_waiting 8.
+# Global cap: 3 entries (".z1.slow.clients.test" ...) x 3 clients = 9
+# waiting threads > max_waiting 8.
 slow_pids=""
 for z in z1 z2 z3; do
 	for k in 1 2 3; do

@@ -21,9 +21,10 @@
  *     OpenSSL ex_data indexes, allocated once (OpenSSL's own design).
  *   - Names are stored lower-cased, without trailing dot.
  *
- * Thread safety: dance_policy_check() only reads the policy (regex match
- * data is allocated per call), so a filled policy may be shared by
- * threads; dance_policy_add() must not run concurrently with checks.
+ * Thread safety: dance_policy_check() and dance_policy_match() only read
+ * the policy (regex match data is allocated per call), so a filled policy
+ * may be shared by threads; dance_policy_add() must not run concurrently
+ * with checks.
  * A dance_resolver in DANCE_RESOLVER_EVENT mode must be driven from one
  * thread; in DANCE_RESOLVER_THREADED mode, all functions
  * are thread-safe and dance_resolve_wait() may be called from any thread.
@@ -151,6 +152,26 @@ size_t dance_policy_count(const struct dance_policy *p);
  */
 int dance_policy_check(const struct dance_policy *p, const char *name,
 	struct dance_error *err);
+/*
+ * dance_policy_check(), and on DANCE_OK *entry (if entry is not NULL)
+ * points to the entry that allowed the name, e.g. for a per-entry
+ * budget; on failure *entry is NULL.  The text is the entry as added,
+ * normalised: names lower-cased, in their form "dev1.example.com",
+ * ".example.com" or "*.example.com"; a regex as written ("~^dev[0-9]+$",
+ * not lower-cased: case is meaningful in a pattern).  It stays valid,
+ * unchanged, while the policy lives, and one entry always yields the
+ * same pointer (equal pointers mean the same entry).
+ * When several entries allow a name, the one reported is, in order:
+ *   1. the exact entry "name";
+ *   2. the closest subtree entry: the one for the longest suffix of the
+ *      name (".name" itself, else the nearest parent); for one parent,
+ *      "*.parent" before ".parent";
+ *   3. the first regex, in the order added.
+ * Cost as for dance_policy_check(): one hash probe per label, then the
+ * regexes only if no name entry matched.
+ */
+int dance_policy_match(const struct dance_policy *p, const char *name,
+	const char **entry, struct dance_error *err);
 
 /* ------------------------------------------------------------------ */
 /* dane_clientid extension wire format                                 */

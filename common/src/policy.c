@@ -12,10 +12,15 @@
  * walking from the last label to the first, the hash of each longer
  * suffix extends the previous one: hashing all suffixes costs one pass.
  *
+ * Each key is stored as "*.key", so the three entry forms of a key are
+ * ready-made strings inside one allocation ("*.key", ".key", "key"):
+ * dance_policy_match() hands out pointers to them, stable for the life
+ * of the policy (a table resize moves slots, not the strings).
+ *
  * Regular expressions are compiled (and JIT-compiled when available)
  * once at add time.  The compiled code is only read by pcre2_match(), so
  * a filled policy can be shared by threads; the match data, which
- * pcre2_match() writes, is allocated per dance_policy_check() call.
+ * pcre2_match() writes, is allocated per check.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +38,8 @@
 #define SHOW_MAX	80	/* entry octets quoted in reasons */
 
 struct hslot {
-	char *key;		/* lower-cased, NUL-terminated; NULL = free */
+	char *buf;		/* "*." followed by key (one allocation) */
+	char *key;		/* buf + 2: lower-cased; NULL = free */
 	size_t len;
 	uint32_t hash;
 	unsigned flags;
@@ -46,7 +52,7 @@ struct hset {
 };
 
 struct regex {
-	char *src;		/* the pattern, without '~' */
+	char *entry;		/* "~pattern", as added */
 	pcre2_code *code;
 };
 
@@ -110,12 +116,16 @@ hset_slot(const struct hset *hs, const char *s, size_t len, uint32_t h)
 	return &hs->slot[i];
 }
 
-static unsigned
-hset_flags(const struct hset *hs, const char *s, size_t len, uint32_t h)
+/* The slot holding s, or NULL. */
+static const struct hslot *
+hset_find(const struct hset *hs, const char *s, size_t len, uint32_t h)
 {
+	const struct hslot *sl;
+
 	if (hs->cap == 0)
-		return 0;
-	return hset_slot(hs, s, len, h)->flags;
+		return NULL;
+	sl = hset_slot(hs, s, len, h);
+	return sl->key != NULL ? sl : NULL;
 }
 
 static int
@@ -152,8 +162,12 @@ hset_add(struct hset *hs, const char *name, unsigned flag)
 		return -1;
 	sl = hset_slot(hs, name, len, h);
 	if (sl->key == NULL) {
-		if ((sl->key = strdup(name)) == NULL)
+		if ((sl->buf = malloc(len + 3)) == NULL)
 			return -1;
+		sl->buf[0] = '*';
+		sl->buf[1] = '.';
+		memcpy(sl->buf + 2, name, len + 1);
+		sl->key = sl->buf + 2;
 		sl->len = len;
 		sl->hash = h;
 		sl->flags = 0;
@@ -171,7 +185,7 @@ hset_clear(struct hset *hs)
 	size_t i;
 
 	for (i = 0; i < hs->cap; i++)
-		free(hs->slot[i].key);
+		free(hs->slot[i].buf);
 	free(hs->slot);
 	hs->slot = NULL;
 	hs->cap = hs->used = 0;
@@ -208,7 +222,7 @@ dance_policy_free(struct dance_policy *p)
 	hset_clear(&p->names);
 	for (i = 0; i < p->nre; i++) {
 		pcre2_code_free(p->re[i].code);
-		free(p->re[i].src);
+		free(p->re[i].entry);
 	}
 	free(p->re);
 	free(p);
@@ -230,7 +244,7 @@ add_regex(struct dance_policy *p, const char *entry, struct dance_error *err)
 		return dance_err_set(err, DANCE_ERR_CONFIG, "allow-list entry "
 			"'~': empty regular expression");
 	for (i = 0; i < p->nre; i++) {
-		if (strcmp(p->re[i].src, pat) == 0)
+		if (strcmp(p->re[i].entry, entry) == 0)
 			return DANCE_OK;	/* duplicate: idempotent */
 	}
 	code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, 0, &ec,
@@ -255,7 +269,7 @@ add_regex(struct dance_policy *p, const char *entry, struct dance_error *err)
 		p->re_cap = ncap;
 	}
 	re = &p->re[p->nre];
-	if ((re->src = strdup(pat)) == NULL)
+	if ((re->entry = strdup(entry)) == NULL)
 		goto nomem;
 	re->code = code;
 	p->nre++;
@@ -334,43 +348,55 @@ dance_policy_count(const struct dance_policy *p)
 }
 
 /*
- * Probe name and each parent, from the top-level label down: a proper
- * parent matches ".parent" and "*.parent"; the name itself matches
- * "name" and ".name".
+ * The entry text of the closest hash entry allowing name, or NULL.
+ * Probes each whole suffix once, from the top-level label down: a proper
+ * parent matches "*.parent" and ".parent"; the name itself matches
+ * "name" and ".name".  A later (longer) suffix is closer, so it replaces
+ * an earlier match; at the name itself an exact entry wins.  With both
+ * "*.parent" and ".parent" listed, the narrower "*.parent" is reported.
  */
-static int
-hash_allows(const struct hset *hs, const char *name, size_t len)
+static const char *
+hash_match(const struct hset *hs, const char *name, size_t len)
 {
+	const struct hslot *sl;
+	const char *best = NULL;
 	uint32_t h = FNV_INIT;
 	size_t i = len;
 
 	if (hs->used == 0)
-		return 0;
+		return NULL;
 	while (i > 0) {
 		h = fnv_step(h, name[--i]);
 		if (i > 0 && name[i - 1] != '.')
 			continue;
 		/* name[i..len) is a whole suffix: a parent or the name. */
-		if (i > 0 && (hset_flags(hs, name + i, len - i, h) &
-		    (F_SUBTREE | F_BELOW)))
-			return 1;
-		if (i == 0 && (hset_flags(hs, name, len, h) &
-		    (F_EXACT | F_SUBTREE)))
-			return 1;
+		if ((sl = hset_find(hs, name + i, len - i, h)) == NULL)
+			continue;
+		if (i > 0) {
+			if (sl->flags & F_BELOW)
+				best = sl->buf;
+			else if (sl->flags & F_SUBTREE)
+				best = sl->buf + 1;
+		} else if (sl->flags & F_EXACT) {
+			return sl->key;
+		} else if (sl->flags & F_SUBTREE) {
+			return sl->buf + 1;
+		}
 	}
-	return 0;
+	return best;
 }
 
-/* 1 when a regex matches; errors other than "no match" count as no
- * match (fail closed) and are reported in *why. */
-static int
-regex_allows(const struct dance_policy *p, const char *name, size_t len,
+/* The entry of the first regex that matches, or NULL; errors other than
+ * "no match" count as no match (fail closed) and are reported in *why. */
+static const char *
+regex_match(const struct dance_policy *p, const char *name, size_t len,
 	const char **why)
 {
 	char low[DANCE_NAME_MAX + 1];
 	pcre2_match_data *md;
+	const char *found = NULL;
 	size_t i;
-	int rc, found = 0;
+	int rc;
 
 	for (i = 0; i < len; i++)
 		low[i] = lower(name[i]);
@@ -379,13 +405,13 @@ regex_allows(const struct dance_policy *p, const char *name, size_t len,
 	 * concurrent checks never share writable state. */
 	if ((md = pcre2_match_data_create(1, NULL)) == NULL) {
 		*why = " (out of memory for regex matching)";
-		return 0;
+		return NULL;
 	}
-	for (i = 0; i < p->nre && !found; i++) {
+	for (i = 0; i < p->nre && found == NULL; i++) {
 		rc = pcre2_match(p->re[i].code, (PCRE2_SPTR)low, len, 0, 0,
 			md, NULL);
 		if (rc >= 0)
-			found = 1;
+			found = p->re[i].entry;
 		else if (rc != PCRE2_ERROR_NOMATCH)
 			*why = " (a regex failed to run, e.g. match limit)";
 	}
@@ -394,13 +420,15 @@ regex_allows(const struct dance_policy *p, const char *name, size_t len,
 }
 
 int
-dance_policy_check(const struct dance_policy *p, const char *name,
-	struct dance_error *err)
+dance_policy_match(const struct dance_policy *p, const char *name,
+	const char **entry, struct dance_error *err)
 {
 	struct dance_error nerr;
-	const char *why = "";
+	const char *why = "", *found = NULL;
 	size_t len;
 
+	if (entry != NULL)
+		*entry = NULL;
 	if (p == NULL || name == NULL)
 		return dance_err_set(err, DANCE_ERR_NOT_ALLOWED, "no policy "
 			"or no name");
@@ -410,11 +438,21 @@ dance_policy_check(const struct dance_policy *p, const char *name,
 	if (dance_name_check(name, len, 0, NULL, &nerr) != DANCE_OK)
 		return dance_err_set(err, DANCE_ERR_NOT_ALLOWED, "invalid "
 			"name: %s", nerr.reason);
-	if (hash_allows(&p->names, name, len))
-		return DANCE_OK;
-	if (p->nre > 0 && regex_allows(p, name, len, &why))
-		return DANCE_OK;
-	return dance_err_set(err, DANCE_ERR_NOT_ALLOWED, "name '%s' is not "
-		"in the allow-list%s%s", name, p->count == 0 ?
-		" (the allow-list is empty)" : "", why);
+	found = hash_match(&p->names, name, len);
+	if (found == NULL && p->nre > 0)
+		found = regex_match(p, name, len, &why);
+	if (found == NULL)
+		return dance_err_set(err, DANCE_ERR_NOT_ALLOWED, "name '%s' "
+			"is not in the allow-list%s%s", name, p->count == 0 ?
+			" (the allow-list is empty)" : "", why);
+	if (entry != NULL)
+		*entry = found;
+	return DANCE_OK;
+}
+
+int
+dance_policy_check(const struct dance_policy *p, const char *name,
+	struct dance_error *err)
+{
+	return dance_policy_match(p, name, NULL, err);
 }

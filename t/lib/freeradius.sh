@@ -145,7 +145,15 @@ modules {
 		}
 	}
 	dance {
+		# Each entry has its own max_waiting_per_domain budget (the
+		# closest entry admits a name): the never-answering zones and
+		# the devices do not share the one of ".clients.test".
 		allow = ".clients.test"
+		allow = ".slow.clients.test"
+		allow = "*._device.clients.test"
+		allow = ".z1.slow.clients.test"
+		allow = ".z2.slow.clients.test"
+		allow = ".z3.slow.clients.test"
 		name_source = "extension san identity"
 		trust_anchor_file = "$WORLD_TA"
 		unbound_conf = "$WORLD_UNBOUND_CONF"

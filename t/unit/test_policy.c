@@ -1,7 +1,8 @@
 /*
  * test_policy.c -- the allow-list: exact, ".subtree", "*.below" and
- * "~regex" entries, rejected entries, a large list, and a rough look at
- * the cost of a check against 10 vs 100k entries (printed, not asserted).
+ * "~regex" entries, which entry dance_policy_match() reports, rejected
+ * entries, a large list, and a rough look at the cost of a check against
+ * 10 vs 100k entries (printed, not asserted).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,6 +49,25 @@ denied(const struct dance_policy *p, const char *name)
 		fail_msg("'%s' allowed", name);
 	assert_int_equal(err.code, DANCE_ERR_NOT_ALLOWED);
 	assert_true(err.reason[0] != '\0');
+}
+
+/* name is allowed, and by the entry want (normalised text). */
+static const char *
+matched(const struct dance_policy *p, const char *name, const char *want)
+{
+	struct dance_error err;
+	const char *entry = "unset";
+
+	memset(&err, 0, sizeof(err));
+	if (dance_policy_match(p, name, &entry, &err) != DANCE_OK)
+		fail_msg("'%s' not allowed: %s", name, err.reason);
+	assert_non_null(entry);
+	if (strcmp(entry, want) != 0)
+		fail_msg("'%s' allowed by '%s', expected '%s'", name, entry,
+			want);
+	/* The plain check agrees. */
+	assert_int_equal(dance_policy_check(p, name, NULL), DANCE_OK);
+	return entry;
 }
 
 static void
@@ -330,6 +350,129 @@ test_bad_regex(void **state)
 	dance_policy_free(p);
 }
 
+static void
+test_match_exact_first(void **state)
+{
+	/* Exact beats every subtree form of the same or a parent name,
+	 * whatever the order of adding. */
+	const char *e[] = { ".example.com", "*.example.com", "~^dev",
+		"dev1.example.com", ".dev1.example.com", NULL };
+	struct dance_policy *p = policy_of(e);
+
+	(void)state;
+	matched(p, "dev1.example.com", "dev1.example.com");
+	/* Below the exact name: its own ".name" is the closest. */
+	matched(p, "a.dev1.example.com", ".dev1.example.com");
+	/* The parent has both forms: the narrower "*." is reported. */
+	matched(p, "dev2.example.com", "*.example.com");
+	/* The apex: only ".example.com" covers it. */
+	matched(p, "example.com", ".example.com");
+	dance_policy_free(p);
+}
+
+static void
+test_match_longest_subtree(void **state)
+{
+	const char *fwd[] = { ".example.com", ".b.example.com",
+		"*.c.b.example.com", "~.", NULL };
+	const char *rev[] = { "~.", "*.c.b.example.com", ".b.example.com",
+		".example.com", NULL };
+	const char *const *lists[] = { fwd, rev };
+	struct dance_policy *p;
+	const char *e1, *e2;
+	int k;
+
+	(void)state;
+	for (k = 0; k < 2; k++) {
+		p = policy_of(lists[k]);
+		matched(p, "x.a.c.b.example.com", "*.c.b.example.com");
+		matched(p, "a.c.b.example.com", "*.c.b.example.com");
+		/* "*.c.b..." does not cover c.b... itself. */
+		matched(p, "c.b.example.com", ".b.example.com");
+		matched(p, "b.example.com", ".b.example.com");
+		matched(p, "q.example.com", ".example.com");
+		matched(p, "example.com", ".example.com");
+		/* Outside every name entry: the regex. */
+		matched(p, "other.org", "~.");
+		/* One entry, one pointer: a per-entry budget can compare
+		 * pointers. */
+		e1 = matched(p, "d1.b.example.com", ".b.example.com");
+		e2 = matched(p, "x.d2.b.example.com", ".b.example.com");
+		assert_ptr_equal(e1, e2);
+		dance_policy_free(p);
+	}
+}
+
+static void
+test_match_regex(void **state)
+{
+	const char *e[] = { "~^dev[0-9]+\\.lab$", "~\\.lab$", "~^DEV",
+		".name.lab", NULL };
+	struct dance_policy *p = policy_of(e);
+
+	(void)state;
+	/* Regexes in the order added: the first that matches. */
+	matched(p, "dev1.lab", "~^dev[0-9]+\\.lab$");
+	matched(p, "devx.lab", "~\\.lab$");
+	/* Name entries come before any regex. */
+	matched(p, "dev1.name.lab", ".name.lab");
+	/* A pattern is reported as written; the name is lower-cased
+	 * before matching, so "~^DEV" never matches. */
+	matched(p, "DEV7.LAB", "~^dev[0-9]+\\.lab$");
+	denied(p, "dev7.org");
+	dance_policy_free(p);
+}
+
+static void
+test_match_normalised(void **state)
+{
+	const char *e[] = { "Dev1.EXAMPLE.com", ".Zone.Example",
+		"*.W.Example", NULL };
+	struct dance_policy *p = policy_of(e);
+	struct dance_error err;
+	const char *before, *entry;
+	char buf[64];
+	int i;
+
+	(void)state;
+	before = matched(p, "dev1.example.com", "dev1.example.com");
+	matched(p, "DEV1.Example.Com", "dev1.example.com");
+	matched(p, "a.zone.example", ".zone.example");
+	matched(p, "A.ZONE.EXAMPLE", ".zone.example");
+	matched(p, "x.w.example", "*.w.example");
+	/* Stable while the policy lives: adding entries (and growing the
+	 * table many times) moves nothing the caller holds. */
+	for (i = 0; i < 5000; i++) {
+		snprintf(buf, sizeof(buf), "h%d.pad.example", i);
+		assert_int_equal(dance_policy_add(p, buf, &err), DANCE_OK);
+	}
+	assert_string_equal(before, "dev1.example.com");
+	assert_ptr_equal(matched(p, "dev1.example.com", "dev1.example.com"),
+		before);
+	matched(p, "h4321.pad.example", "h4321.pad.example");
+	/* Denied: DANCE_ERR_NOT_ALLOWED, *entry cleared, same reason as
+	 * dance_policy_check(). */
+	entry = before;
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(dance_policy_match(p, "w.example", &entry, &err),
+		DANCE_ERR_NOT_ALLOWED);
+	assert_null(entry);
+	assert_string_equal(err.reason,
+		"name 'w.example' is not in the allow-list");
+	entry = before;
+	assert_int_equal(dance_policy_match(p, "*.w.example", &entry, &err),
+		DANCE_ERR_NOT_ALLOWED);
+	assert_null(entry);
+	entry = before;
+	assert_int_equal(dance_policy_match(NULL, "a.zone.example", &entry,
+		NULL), DANCE_ERR_NOT_ALLOWED);
+	assert_null(entry);
+	/* entry may be NULL: the plain check. */
+	assert_int_equal(dance_policy_match(p, "a.zone.example", NULL, NULL),
+		DANCE_OK);
+	dance_policy_free(p);
+}
+
 #define N_EXACT 20000
 #define N_SUB 5000
 #define N_BELOW 5000
@@ -382,6 +525,12 @@ test_large(void **state)
 		allowed(p, buf);
 		snprintf(buf, sizeof(buf), "d.c.zone%d.example.org", i);
 		allowed(p, buf);
+		if (i % 97 == 0) {
+			char want[64];
+
+			snprintf(want, sizeof(want), ".zone%d.example.org", i);
+			matched(p, buf, want);
+		}
 		snprintf(buf, sizeof(buf), "zone%dx.example.org", i);
 		denied(p, buf);
 	}
@@ -513,6 +662,10 @@ main(void)
 		cmocka_unit_test(test_regex),
 		cmocka_unit_test(test_regex_mixed),
 		cmocka_unit_test(test_bad_regex),
+		cmocka_unit_test(test_match_exact_first),
+		cmocka_unit_test(test_match_longest_subtree),
+		cmocka_unit_test(test_match_regex),
+		cmocka_unit_test(test_match_normalised),
 		cmocka_unit_test(test_large),
 		cmocka_unit_test(test_cost),
 		cmocka_unit_test(test_threads),
