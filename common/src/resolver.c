@@ -1169,13 +1169,16 @@ add_forwarder(struct ub_ctx *ub, const char *fwd, int tls,
 	return DANCE_OK;
 }
 
-/* Lower libunbound's own cache bound to ours (never raise one set in
- * unbound_conf), so a max_ttl expiry really re-fetches the data. */
+/*
+ * Bring a libunbound option to at most (raise == 0) or at least
+ * (raise == 1) val, leaving a value from unbound_conf that is already
+ * on the right side of it alone.
+ */
 static int
-bound_option(struct ub_ctx *ub, const char *opt, uint32_t max,
+clamp_option(struct ub_ctx *ub, const char *opt, uint32_t val, int raise,
 	struct dance_error *err)
 {
-	char name[64], val[16], *cur = NULL;
+	char name[64], buf[16], *cur = NULL;
 	int ret;
 
 	(void)snprintf(name, sizeof(name), "%s", opt);
@@ -1184,12 +1187,34 @@ bound_option(struct ub_ctx *ub, const char *opt, uint32_t max,
 		unsigned long c = strtoul(cur, NULL, 10);
 
 		free(cur);
-		if (c < max)
+		if (raise ? c >= val : c < val)
 			return DANCE_OK;
 	}
-	(void)snprintf(val, sizeof(val), "%u", (unsigned)max);
-	if ((ret = ub_ctx_set_option(ub, opt, val)) != 0)
+	(void)snprintf(buf, sizeof(buf), "%u", (unsigned)val);
+	if ((ret = ub_ctx_set_option(ub, opt, buf)) != 0)
 		return ub_fail(err, "libunbound option", opt, ret);
+	return DANCE_OK;
+}
+
+/*
+ * Our cache bounds also bound libunbound's, so a max_ttl expiry really
+ * re-fetches.  Its query capacity must match max_pending: libunbound's
+ * default of 16 outgoing sockets lets a few lookups hanging on a dead
+ * server queue every other name behind them (the slowloris case).
+ * Sockets are opened per query, so the higher limit costs nothing idle.
+ */
+static int
+ub_limits(struct ub_ctx *ub, const struct dance_resolver_cfg *cfg,
+	struct dance_error *err)
+{
+	uint32_t cap = cfg->max_pending + 64;
+
+	if (clamp_option(ub, "cache-max-ttl:", cfg->max_ttl, 0, err) != 0
+		|| clamp_option(ub, "cache-max-negative-ttl:", cfg->neg_ttl, 0,
+		err) != 0
+		|| clamp_option(ub, "outgoing-range:", cap, 1, err) != 0
+		|| clamp_option(ub, "num-queries-per-thread:", cap, 1, err) != 0)
+		return DANCE_ERR_CONFIG;
 	return DANCE_OK;
 }
 
@@ -1307,9 +1332,7 @@ ub_setup(struct dance_resolver *r, const struct dance_resolver_cfg *cfg,
 					cfg->tls_ca_file, ret);
 		}
 	}
-	if (bound_option(r->ub, "cache-max-ttl:", cfg->max_ttl, err) != 0
-		|| bound_option(r->ub, "cache-max-negative-ttl:", cfg->neg_ttl,
-		err) != 0)
+	if (ub_limits(r->ub, cfg, err) != DANCE_OK)
 		return DANCE_ERR_CONFIG;
 	/* libunbound reads trust anchors and the rest only when it is
 	 * finalised; removing a zone that does not exist forces that now,

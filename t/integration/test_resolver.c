@@ -603,6 +603,48 @@ test_overload(void **state)
 	dance_resolver_free(r);
 }
 
+/*
+ * Slowloris: lookups hanging on a server that never answers must not
+ * hold up other names (libunbound's default of 16 outgoing sockets
+ * would queue everything else behind 64 hanging queries).
+ */
+static void
+test_slow_does_not_starve(void **state)
+{
+	struct dance_resolver_cfg c;
+	struct dance_resolver *r;
+	struct got g[65];
+	char name[64];
+	int n = 0, fast = 0, done, i;
+	uint64_t t0;
+
+	(void)state;
+	memset(g, 0, sizeof(g));
+	world_cfg(&c, DANCE_RESOLVER_EVENT);
+	c.timeout_ms = 4000;
+	r = mk(&c);
+	for (i = 0; i < 64; i++) {
+		g[i].counter = &n;
+		(void)snprintf(name, sizeof(name), "s%d.slow.clients.test", i);
+		assert_non_null(dance_resolver_lookup(r, name, got_cb, &g[i],
+			&done));
+	}
+	g[64].counter = &fast;
+	t0 = now_ms();
+	assert_non_null(dance_resolver_lookup(r, "ee312.clients.test",
+		got_cb, &g[64], &done));
+	drive(r, &fast, 1, 3000);
+	assert_int_equal(fast, 1);
+	expect_status(g[64].a, DANCE_DNS_SECURE);
+	/* Answered well before the hanging ones time out. */
+	assert_true(g[64].at - t0 < 3000);
+	assert_int_equal(n, 0);
+	assert_int_equal(stats(r).pending, 64);
+	dance_resolver_free(r);
+	for (i = 0; i < 65; i++)
+		got_clear(&g[i]);
+}
+
 /* ------------------------------------------------------------------ */
 /* Coalescing and caching                                              */
 /* ------------------------------------------------------------------ */
@@ -2261,6 +2303,7 @@ main(void)
 		cmocka_unit_test(test_servfail),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_overload),
+		cmocka_unit_test(test_slow_does_not_starve),
 		cmocka_unit_test(test_coalesce_and_cache),
 		cmocka_unit_test(test_negative_cache),
 		cmocka_unit_test(test_ttl_expiry),
