@@ -110,3 +110,6 @@ install: all
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+bench: all
+	@BUILD=$(abspath $(BUILD)) sh bench/run.sh
