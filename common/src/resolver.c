@@ -496,6 +496,26 @@ deliver(struct dance_resolver *r, struct dance_lookup *list,
 	}
 }
 
+/*
+ * q (already out of the in-flight table) is over with answer a (owned):
+ * cache it, hand it to the waiters and free q.  Called with r->mu held;
+ * returns with it released, as the callbacks must run unlocked.
+ */
+static void
+query_finish(struct dance_resolver *r, struct query *q,
+	struct dance_answer *a)
+{
+	struct dance_lookup *ws;
+
+	/* Cached even without waiters: the work is done. */
+	cache_store(r, a);
+	ws = waiters_take(q);
+	pthread_mutex_unlock(&r->mu);
+	free(q);
+	deliver(r, ws, a);
+	dance_answer_unref(a);
+}
+
 /* ------------------------------------------------------------------ */
 /* libunbound callback, deadlines, cancellation                       */
 /* ------------------------------------------------------------------ */
@@ -505,7 +525,6 @@ ub_cb(void *mydata, int err, struct ub_result *res)
 {
 	struct query *q = mydata;
 	struct dance_resolver *r = q->r;
-	struct dance_lookup *ws;
 	struct dance_answer *a;
 
 	a = classify(r, q->name, err, res);
@@ -516,13 +535,7 @@ ub_cb(void *mydata, int err, struct ub_result *res)
 		ql_remove(&r->doomed, q);
 	else
 		query_unlink(r, q);
-	/* Cached even without waiters: the work is done. */
-	cache_store(r, a);
-	ws = waiters_take(q);
-	pthread_mutex_unlock(&r->mu);
-	free(q);
-	deliver(r, ws, a);
-	dance_answer_unref(a);
+	query_finish(r, q, a);
 }
 
 /* Stop the backend's work on q.  libunbound: driving thread only (see
@@ -557,7 +570,6 @@ static void
 stub_process(struct dance_resolver *r)
 {
 	struct dance_stub_result *res;
-	struct dance_lookup *ws;
 	struct dance_answer *a;
 	struct query *q;
 	int ret;
@@ -581,12 +593,7 @@ stub_process(struct dance_resolver *r)
 			dance_stubq_server(r->stub, q->sq));
 		backend_cancel(r, q);
 		query_unlink(r, q);
-		cache_store(r, a);
-		ws = waiters_take(q);
-		pthread_mutex_unlock(&r->mu);
-		free(q);
-		deliver(r, ws, a);
-		dance_answer_unref(a);
+		query_finish(r, q, a);
 	}
 }
 
@@ -613,7 +620,6 @@ backend_fd(struct dance_resolver *r)
 static void
 expire(struct dance_resolver *r)
 {
-	struct dance_lookup *ws;
 	struct dance_answer *a;
 	struct query *q;
 	uint64_t now = dance_now_ms();
@@ -625,14 +631,9 @@ expire(struct dance_resolver *r)
 		backend_cancel(r, q);
 		a = answer_simple(r, DANCE_DNS_TIMEOUT, q->name, r->fail_ttl,
 			"no answer within %u ms", r->timeout_ms);
-		cache_store(r, a);
-		ws = waiters_take(q);
-		pthread_mutex_unlock(&r->mu);
-		free(q);
 		/* Callbacks may start lookups; those get later deadlines,
 		 * so this loop ends. */
-		deliver(r, ws, a);
-		dance_answer_unref(a);
+		query_finish(r, q, a);
 		pthread_mutex_lock(&r->mu);
 	}
 	/* After the deadlines: no retransmit for a query that is over. */
