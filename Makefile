@@ -111,5 +111,5 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz
 
-bench: all
+bench: all nginx freeradius hostapd
 	@BUILD=$(abspath $(BUILD)) sh bench/run.sh

@@ -66,6 +66,9 @@ if [ "$what" != unit ]; then
 		echo "0 passed, 1 failed (the DNS test world did not start)"
 		exit 1
 	fi
+	# An interrupted run must not leave the world's servers behind.
+	trap 'sh t/world/world.sh stop "$world" >/dev/null 2>&1' EXIT
+	trap 'exit 130' INT TERM
 	WORLD_ENV="$world/env"
 	export WORLD_ENV
 	for t in "$BUILD"/t/test_*; do
@@ -80,7 +83,6 @@ if [ "$what" != unit ]; then
 			run_suite "$(basename "$s" .sh)" sh "$s"
 		done
 	fi
-	sh t/world/world.sh stop "$world" >/dev/null 2>&1
 fi
 
 [ -n "$failed_suites" ] && echo "failed suites:$failed_suites (logs in $logdir)"
