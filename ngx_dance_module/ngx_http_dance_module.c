@@ -1072,9 +1072,10 @@ ngx_http_dance_log(ngx_http_dance_conn_t *hc)
  * Our verify callback: the core's opinion first (it fails a DANE
  * mismatch armed from the cache); then, for a name that passed the
  * allow-list but is not in the worker's cache, the lookup starts here,
- * while the handshake goes on.  Nothing else fails the handshake:
- * clients without DANCE are judged per request, as nginx does for
- * "ssl_verify_client optional".
+ * while the handshake goes on.  With "dance on" and no legacy names
+ * the core also refuses a TLS 1.3 certificate without dane_clientid.
+ * Nothing else fails the handshake: other clients without DANCE are
+ * judged per request, as nginx does for "ssl_verify_client optional".
  */
 
 static int
@@ -1212,8 +1213,8 @@ ngx_http_dance_on_answer(SSL *ssl, struct dance_conn *dc, void *arg)
 
 /*
  * The core ends a handshake itself (bad or disallowed name, a mismatch
- * with a cached TLSA set, a failed lookup when required): log it once,
- * with name and reason.
+ * with a cached TLSA set, a failed lookup when required, no
+ * dane_clientid under "dance on"): log it once, with name and reason.
  */
 
 static void
@@ -2304,6 +2305,12 @@ ngx_http_dance_init_process(ngx_cycle_t *cycle)
         dscf->tls_cfg.resolver = dmcf->resolver;
         dscf->tls_cfg.matcher = dscf->matcher;
         dscf->tls_cfg.required = (dscf->mode == NGX_HTTP_DANCE_ON);
+
+        /* required and no legacy name: the draft's handshake_failure */
+        dscf->tls_cfg.refuse_no_ext =
+                           (dscf->mode == NGX_HTTP_DANCE_ON
+                            && dscf->legacy != NGX_HTTP_DANCE_LEGACY_SAN);
+
         dscf->tls_cfg.lookup_in_handshake = 0;
         dscf->tls_cfg.on_answer = ngx_http_dance_on_answer;
         dscf->tls_cfg.on_refuse = ngx_http_dance_on_refuse;

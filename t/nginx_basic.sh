@@ -270,6 +270,22 @@ ok $? "no dane_clientid: status NONE" "$(cat "$T/o")"
 
 # -- TLS 1.2 and legacy names ----------------------------------------------
 
+# "dance on" without legacy names: a TLS 1.3 certificate without
+# dane_clientid fails the handshake (the draft's handshake_failure)
+dc "$T/o" ee311.clients.test ee311 "$ON" --http / --no-ext
+[ "$(rc_of "$T/o")" -ne 0 ] && grep -qi "handshake failure" "$T/o" &&
+	! grep -q "id=\[" "$T/o"
+ok $? "on, TLS 1.3 without dane_clientid: handshake_failure" "$(cat "$T/o")"
+like "$E" 'dance: client "\(no name\)" refused in handshake: client sent no dane_clientid' \
+	"on, no dane_clientid: refusal logged with the reason"
+printf 'GET / HTTP/1.0\r\n\r\n' | timeout 10 openssl s_client \
+	-connect "127.0.0.1:$ON" -tls1_3 -cert "$C/ee311.crt" \
+	-key "$C/ee311.key" -ign_eof >"$T/o" 2>&1
+grep -q "alert handshake failure" "$T/o" && ! grep -q "id=\[" "$T/o"
+ok $? "on, plain TLS 1.3 client with a certificate: handshake_failure" "$(cat "$T/o")"
+dc "$T/o" ee311.clients.test ee311 "$LEG" --http / --no-ext
+is "$(id_of "$T/o")" "ee311.clients.test" "on + legacy san, TLS 1.3 without dane_clientid: authenticated by SAN"
+
 dc "$T/o" ee311.clients.test ee311 "$ON" --http / --tls1.2
 [ "$(rc_of "$T/o")" -ne 0 ] && ! grep -q "id=\[" "$T/o"
 ok $? "TLS 1.2 client, no legacy mode: refused" "$(cat "$T/o")"
@@ -338,21 +354,23 @@ is "$((n2 - n1))" 1 "HTTP/2: one verdict for the connection"
 
 # -- no session resumption on DANCE servers ----------------------------------
 
+# optional: a plain client's handshake completes ("on" refuses TLS 1.3
+# without dane_clientid in the handshake)
 req='GET /vars HTTP/1.0\r\n\r\n'
 for v in 1_2 1_3; do
 	rm -f "$T/sess"
-	printf "$req" | timeout 10 openssl s_client -connect "127.0.0.1:$ON" \
+	printf "$req" | timeout 10 openssl s_client -connect "127.0.0.1:$OPT" \
 		-tls$v -cert "$C/ee311.crt" -key "$C/ee311.key" \
 		-sess_out "$T/sess" -ign_eof >"$T/s1" 2>&1
 	if [ -s "$T/sess" ]; then
 		printf "$req" | timeout 10 openssl s_client \
-			-connect "127.0.0.1:$ON" -tls$v -cert "$C/ee311.crt" \
+			-connect "127.0.0.1:$OPT" -tls$v -cert "$C/ee311.crt" \
 			-key "$C/ee311.key" -sess_in "$T/sess" -ign_eof \
 			>"$T/s2" 2>&1
 	else
 		echo "no session saved" >"$T/s2"
 	fi
-	! grep -q "^Reused" "$T/s2"
+	grep -q "status=\[NONE\]" "$T/s1" && ! grep -q "^Reused" "$T/s2"
 	ok $? "TLS $v: session not resumed on a DANCE server" "$(grep -E '^(New|Reused)' "$T/s2")"
 done
 unlike "$T/s1" "Post-Handshake New Session Ticket" "TLS 1.3: no session ticket from a DANCE server"

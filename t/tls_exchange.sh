@@ -335,16 +335,19 @@ client $(cert_of ee311) --name ee311.clients.test --tls1.2
 	out_has "DANCE-Status: NONE" && out_has "DANCE-Client-Id: -"
 check $? "TLS 1.2 (required mode): not authenticated, 403 NONE"
 
+# TLS 1.3 certificate without dane_clientid, DANCE required and no
+# --legacy-san: the draft's handshake_failure.
 client $(cert_of ee311) --no-ext
-[ "$RC" -eq 1 ] && out_has "DANCE-Status: NONE"
-check $? "TLS 1.3 without dane_clientid: not authenticated (NONE)"
+refused_alert "TLS 1.3 without dane_clientid (required mode): handshake_failure alert"
+log_last - | grep -q "outcome=REFUSED .*reason=client sent no dane_clientid"
+check $? "TLS 1.3 without dane_clientid: server logs REFUSED with the reason"
 
-# A plain TLS client (no DANCE support) still gets an answer.
+# A plain TLS 1.3 client (no DANCE support) with a certificate: the same.
 openssl s_client -connect "127.0.0.1:$SPORT" -quiet -cert "$C/ee311.crt" \
 	-key "$C/ee311.key" </dev/null >"$TMP/out" 2>"$TMP/err"
 RC=$?
-out_has "DANCE-Status: NONE"
-check $? "plain openssl s_client against dance-server: served, NONE"
+err_has "alert handshake failure" && ! out_has "DANCE-Status"
+check $? "plain openssl s_client (TLS 1.3, certificate) in required mode: handshake_failure"
 
 client $(cert_of ee311) --name ee311.clients.test --count 5
 [ "$RC" -eq 0 ] && out_has "^5 connections, 5 ok, 0 failed" &&
@@ -392,6 +395,9 @@ check $? "raw mode: FAILED status gives exit 1 and the status line"
 client $(cert_of ee311) --name ee311.clients.test --tls1.2 --http /
 [ "$RC" -eq 0 ] && out_has "^HTTP/1.0 200 OK" && out_has "DANCE-Status: NONE"
 check $? "TLS 1.2, optional mode: 200 NONE"
+client $(cert_of ee311) --no-ext --http /
+[ "$RC" -eq 0 ] && out_has "^HTTP/1.0 200 OK" && out_has "DANCE-Status: NONE"
+check $? "TLS 1.3 without dane_clientid, optional mode: 200 NONE"
 openssl s_client -connect "127.0.0.1:$SPORT" -quiet </dev/null \
 	>"$TMP/out" 2>"$TMP/err"
 RC=$?
@@ -416,6 +422,9 @@ client $(cert_of other) --name ee311.clients.test --tls1.2
 [ "$RC" -eq 1 ] && out_has "DANCE-Status: FAILED:" &&
 	out_has "DANCE-Client-Id: other.clients.test"
 check $? "TLS 1.2 + --legacy-san: other.crt (SAN without TLSA) refused"
+client $(cert_of ee311) --no-ext
+success ee311.clients.test 3 legacy-san \
+	"TLS 1.3 without dane_clientid + --legacy-san: not refused, SAN used"
 stop_server
 
 # ---------------------------------------------------------------------

@@ -527,10 +527,20 @@ struct dance_tls_server_cfg {
 	void *on_answer_arg;	/* passed to on_answer and on_refuse */
 	/* Optional: the glue itself ends the handshake with
 	 * handshake_failure (bad or disallowed name, failed in-handshake
-	 * match, failed lookup when required).  c->name and c->reason say
-	 * why; the host logs it (OpenSSL's own error says only "bad
-	 * extension" or "certificate verify failed"). */
+	 * match, failed lookup when required, no dane_clientid under
+	 * refuse_no_ext).  c->name and c->reason say why; the host logs
+	 * it (OpenSSL's own error says only "bad extension" or
+	 * "certificate verify failed"). */
 	dance_conn_cb on_refuse;
+	/* 1: a TLS 1.3 client that sends a certificate without
+	 * dane_clientid fails the handshake with handshake_failure (the
+	 * draft's MUST for servers that require DANCE; state REJECTED,
+	 * on_refuse called).  Set it when DANCE is required and no legacy
+	 * name source (SAN/identity) is allowed.  TLS 1.2 clients are never
+	 * refused for this, as TLS 1.2 cannot carry the extension; a client
+	 * without any certificate is the host's policy.  0: such clients
+	 * stay in state NONE. */
+	int refuse_no_ext;
 };
 
 struct dance_tls_server;
@@ -553,7 +563,8 @@ void dance_tls_server_free(struct dance_tls_server *s);
  * PKIX-TA/PKIX-EE records chain to the SSL_CTX's verify store, the
  * post-handshake match to the matcher's CA store: give both the same
  * CAs when PKIX usages matter.  The extension exists in TLS 1.3 only;
- * TLS 1.2 clients stay in state NONE (refusing them is host policy).
+ * TLS 1.2 clients stay in state NONE (refusing them is host policy);
+ * TLS 1.3 clients without it too, unless cfg refuse_no_ext.
  */
 int dance_tls_server_attach(struct dance_tls_server *s, SSL_CTX *ctx,
 	int keep_verify_cb, struct dance_error *err);

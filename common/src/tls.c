@@ -3,7 +3,9 @@
  * client side) and the per-connection DANCE state machine.
  *
  * Server flow (TLS 1.3 only: a TLS 1.2 CertificateRequest carries no
- * extensions, so such clients simply stay in state NONE):
+ * extensions, so such clients simply stay in state NONE; a TLS 1.3
+ * client without the extension is NONE too, or fails the handshake
+ * under refuse_no_ext):
  *   CertificateRequest  add_cb sends an empty dane_clientid;
  *   client Certificate  parse_cb (leaf entry) checks syntax and the
  *                       allow-list (failure: handshake_failure, no DNS),
@@ -440,6 +442,38 @@ srv_parse_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
 /* Verification                                                        */
 /* ------------------------------------------------------------------ */
 
+/*
+ * A TLS 1.3 client presented a certificate without dane_clientid.  A
+ * server that requires DANCE (and takes no legacy name) must abort with
+ * handshake_failure (draft, Server Behavior).  TLS 1.2 cannot carry the
+ * extension, so it is never refused here.  Returns 1 when refused.
+ */
+static int
+verify_no_ext(SSL *ssl, struct conn_priv *c, X509_STORE_CTX *xs)
+{
+	struct dance_tls_server *srv;
+
+	if (c != NULL && c->pub.state != DANCE_CONN_NONE)
+		return 0;
+	if (ssl == NULL || X509_STORE_CTX_get_error_depth(xs) != 0 ||
+	    SSL_version(ssl) != TLS1_3_VERSION)
+		return 0;
+	/* SNI may have switched the SSL_CTX; its attach holds the srv. */
+	srv = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), idx_srv);
+	if (srv == NULL || !srv->cfg.refuse_no_ext)
+		return 0;
+	/* The conn carries the reason for on_refuse and the host; if it
+	 * cannot be made, the handshake still fails. */
+	X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+	if (c == NULL && (c = conn_of(ssl, 1)) == NULL)
+		return 1;
+	c->pub.srv = srv;
+	conn_set(c, DANCE_CONN_REJECTED, DANCE_ERR_PROTOCOL,
+		"client sent no dane_clientid");
+	(void)conn_refuse(srv, c, NULL);
+	return 1;
+}
+
 int
 dance_tls_verify_step(int ok, X509_STORE_CTX *xs)
 {
@@ -451,6 +485,8 @@ dance_tls_verify_step(int ok, X509_STORE_CTX *xs)
 	ssl = X509_STORE_CTX_get_ex_data(xs,
 		SSL_get_ex_data_X509_STORE_CTX_idx());
 	c = conn_of(ssl, 0);
+	if (verify_no_ext(ssl, c, xs))
+		return 0;
 	/* Not armed: OpenSSL's PKIX opinion is not DANCE's business; the
 	 * host judges with dance_conn_verdict() after the handshake.  The
 	 * error stays in SSL_get_verify_result() for hosts that care. */

@@ -164,7 +164,10 @@ usage(FILE *f)
 	fprintf(f,
 "\n"
 "TLS 1.2 is accepted but carries no dane_clientid: such clients are not\n"
-"DANCE-authenticated (status NONE) unless --legacy-san.  Session tickets\n"
+"DANCE-authenticated (status NONE) unless --legacy-san.  A TLS 1.3 client\n"
+"with a certificate but no dane_clientid is refused in the handshake\n"
+"(handshake_failure) when DANCE is required without --legacy-san, and\n"
+"gets status NONE otherwise.  Session tickets\n"
 "and the session cache are off, so every connection is authenticated by\n"
 "a full handshake.\n"
 "\n"
@@ -391,6 +394,9 @@ setup_tls(struct server *s)
 	s->tcfg.resolver = s->resolver;
 	s->tcfg.matcher = s->matcher;
 	s->tcfg.required = !s->o->optional;
+	/* Required and no name from the SAN: a TLS 1.3 client without
+	 * dane_clientid is refused in the handshake (the draft's MUST). */
+	s->tcfg.refuse_no_ext = s->tcfg.required && !s->o->legacy_san;
 	s->tcfg.lookup_in_handshake = 1;
 	s->tcfg.on_answer = on_answer;
 	s->tcfg.on_answer_arg = s;

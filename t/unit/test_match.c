@@ -742,10 +742,11 @@ server_ctx(struct fx *f)
 	return ctx;
 }
 
-/* Server glue with policy "*.clients.test", a cache-only resolver. */
+/* Server glue with policy "*.clients.test", a cache-only resolver;
+ * refuse_no_ext as given. */
 static void
-world_init(struct world *w, struct fx *f, int required, int in_hs,
-	const char *forwarder)
+world_init_refuse(struct world *w, struct fx *f, int required, int in_hs,
+	const char *forwarder, int refuse_no_ext)
 {
 	const char *tas[2] = { f->ta_file, NULL };
 	const char *fwd[2] = { forwarder, NULL };
@@ -776,11 +777,19 @@ world_init(struct world *w, struct fx *f, int required, int in_hs,
 	w->cfg.on_answer = on_answer;
 	w->cfg.on_answer_arg = w;
 	w->cfg.on_refuse = on_refuse;
+	w->cfg.refuse_no_ext = refuse_no_ext;
 	w->srv = dance_tls_server_new(&w->cfg, &e);
 	assert_non_null(w->srv);
 	w->sctx = server_ctx(f);
 	assert_int_equal(dance_tls_server_attach(w->srv, w->sctx, 0, &e),
 		DANCE_OK);
+}
+
+static void
+world_init(struct world *w, struct fx *f, int required, int in_hs,
+	const char *forwarder)
+{
+	world_init_refuse(w, f, required, in_hs, forwarder, 0);
 }
 
 static void
@@ -1162,6 +1171,106 @@ test_tls12_client(void **state)
 	hs_free(&h);
 	SSL_CTX_free(cctx);
 	world_free(&w);
+}
+
+/*
+ * refuse_no_ext: a TLS 1.3 client with a certificate but no
+ * dane_clientid fails the handshake (handshake_failure, on_refuse once);
+ * without the flag it completes in state NONE; TLS 1.2 and clients
+ * without a certificate are never refused for it.
+ */
+static void
+test_tls_refuse_no_ext(void **state)
+{
+	struct fx *f = *state;
+	struct dance_resolver_stats st;
+	struct dance_conn *c;
+	struct world w;
+	struct hs h;
+	SSL_CTX *cctx;
+	int i;
+
+	world_init_refuse(&w, f, 1, 1, NULL, 1);
+	world_cache(&w, N_EE, DANCE_DNS_SECURE, 3, 1, 1, f->ee);
+	/* Self-signed leaf, then leaf + CA: refused once, not per depth. */
+	for (i = 0; i < 2; i++) {
+		w.refusals = 0;
+		w.refused_reason[0] = '\0';
+		cctx = i == 0 ? client_ctx(f->ee, f->k_ee, NULL, NULL, 0) :
+			client_ctx(f->leaf, f->k_leaf, f->ca, NULL, 0);
+		handshake(cctx, w.sctx, &h);
+		assert_false(h.s_ok);
+		assert_false(h.data);
+		assert_int_equal(SSL_version(h.s), TLS1_3_VERSION);
+		assert_int_equal(h.alert, SSL_AD_HANDSHAKE_FAILURE);
+		assert_string_equal(SSL_alert_desc_string_long(h.alert),
+			"handshake failure");
+		assert_int_equal(w.refusals, 1);
+		assert_string_equal(w.refused_reason,
+			"client sent no dane_clientid");
+		c = dance_conn_get(h.s);
+		assert_non_null(c);
+		assert_int_equal(c->state, DANCE_CONN_REJECTED);
+		assert_string_equal(c->name, "");
+		assert_int_equal(dance_conn_verdict(h.s, &c),
+			DANCE_ERR_PROTOCOL);
+		assert_int_equal(c->state, DANCE_CONN_REJECTED);
+		hs_free(&h);
+		SSL_CTX_free(cctx);
+	}
+	/* A DANCE client on the same server is still served. */
+	cctx = client_ctx(f->ee, f->k_ee, NULL, N_EE, 0);
+	handshake(cctx, w.sctx, &h);
+	assert_true(h.s_ok && h.data);
+	assert_int_equal(dance_conn_verdict(h.s, &c), DANCE_OK);
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	/* TLS 1.2 cannot carry the extension: not refused, state NONE. */
+	w.refusals = 0;
+	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 1);
+	handshake(cctx, w.sctx, &h);
+	assert_true(h.s_ok && h.data);
+	assert_int_equal(SSL_version(h.s), TLS1_2_VERSION);
+	assert_int_equal(dance_conn_verdict(h.s, &c), DANCE_ERR_PROTOCOL);
+	assert_int_equal(c->state, DANCE_CONN_NONE);
+	assert_int_equal(w.refusals, 0);
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	/* No certificate at all: the verify callback never runs; the
+	 * host's policy (state NONE here). */
+	cctx = SSL_CTX_new(TLS_client_method());
+	assert_non_null(cctx);
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_info_callback(cctx, info_cb);
+	handshake(cctx, w.sctx, &h);
+	assert_true(h.s_ok && h.data);
+	assert_null(SSL_get0_peer_certificate(h.s));
+	assert_int_equal(dance_conn_verdict(h.s, &c), DANCE_ERR_PROTOCOL);
+	assert_int_equal(c->state, DANCE_CONN_NONE);
+	assert_int_equal(w.refusals, 0);
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	/* No DNS for any of these. */
+	dance_resolver_stats(w.res, &st);
+	assert_int_equal(st.queries, 0);
+	world_free(&w);
+
+	/* Without the flag (required or not): completes, state NONE. */
+	for (i = 0; i < 2; i++) {
+		world_init_refuse(&w, f, i, 1, NULL, 0);
+		cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 0);
+		handshake(cctx, w.sctx, &h);
+		assert_true(h.s_ok && h.data);
+		assert_int_equal(SSL_version(h.s), TLS1_3_VERSION);
+		assert_null(dance_conn_get(h.s));
+		assert_int_equal(dance_conn_verdict(h.s, &c),
+			DANCE_ERR_PROTOCOL);
+		assert_int_equal(c->state, DANCE_CONN_NONE);
+		assert_int_equal(w.refusals, 0);
+		hs_free(&h);
+		SSL_CTX_free(cctx);
+		world_free(&w);
+	}
 }
 
 static int
@@ -1835,6 +1944,7 @@ main(void)
 		cmocka_unit_test(test_tls_not_allowed),
 		cmocka_unit_test(test_tls_zero_length_name),
 		cmocka_unit_test(test_tls12_client),
+		cmocka_unit_test(test_tls_refuse_no_ext),
 		cmocka_unit_test(test_tls_client_only_when_asked),
 		cmocka_unit_test(test_tls_client_request_check),
 		cmocka_unit_test(test_tls_cached_not_secure),
