@@ -42,23 +42,6 @@ mkdir -p "$OUT"
 version=$(dpkg-query -W -f='${Version}' libfreeradius-dev 2>/dev/null) ||
 	die "cannot read the libfreeradius-dev version"
 
-# deb-src for bookworm, same mirror and file as hostapd_patch/build.sh
-# uses, so the two never add duplicate entries.
-ensure_deb_src() {
-	if grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ ||
-	    grep -qs '^deb-src' /etc/apt/sources.list; then
-		return 0
-	fi
-	[ "$(id -u)" -eq 0 ] || die "no deb-src entry for apt; add one for bookworm or set FR_SRC"
-	cat >/etc/apt/sources.list.d/dance-deb-src.sources <<-EOF
-	Types: deb-src
-	URIs: http://deb.debian.org/debian
-	Suites: bookworm bookworm-updates
-	Components: main
-	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-	EOF
-	apt-get update -q >"$OUT/apt-update.log" 2>&1 || die "apt-get update failed (see $OUT/apt-update.log)"
-}
 
 # Locate (or fetch) the matching source tree for the missing headers.
 find_src() {
@@ -73,7 +56,8 @@ find_src() {
 	fi
 	rm -rf "$OUT/pkg" "$OUT/src"
 	mkdir -p "$OUT/pkg"
-	ensure_deb_src
+	sh "$top/.ci/deb-src.sh" "freeradius=$version" ||
+		die "no source package for freeradius=$version; or set FR_SRC"
 	(cd "$OUT/pkg" && apt-get source --download-only "freeradius=$version") \
 		>"$OUT/apt-source.log" 2>&1 || {
 		cat "$OUT/apt-source.log" >&2

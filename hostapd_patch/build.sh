@@ -1,7 +1,9 @@
 #!/bin/sh
 # hostapd_patch/build.sh -- fetch Debian 12's wpa 2.10 source, apply the
 # DANCE series, build hostapd, eapol_test and wpa_supplicant into
-# $BUILD/hostapd/bin/.
+# $BUILD/hostapd/bin/.  A stock hostapd (same source and config, no
+# series, no CONFIG_DANCE) goes to $BUILD/hostapd/stock/bin/ so the tests
+# can compare the two on non-DANCE configurations.
 #
 #   BUILD=<abs build dir> sh hostapd_patch/build.sh
 #
@@ -18,6 +20,7 @@ work=$BUILD/hostapd
 orig=$work/orig
 src=$work/src
 bin=$work/bin
+stock=$work/stock
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 die() {
@@ -44,31 +47,10 @@ apt_retry() {
 	done
 }
 
-# deb-src for bookworm, same mirror as the binary sources.
-ensure_deb_src() {
-	# apt already knows the source package: nothing to add
-	apt-get source --print-uris -qq wpa >/dev/null 2>&1 && return 0
-	f=/etc/apt/sources.list.d/dance-deb-src.sources
-	[ -f "$f" ] || cat >"$f" <<-EOF
-	Types: deb-src
-	URIs: http://deb.debian.org/debian
-	Suites: bookworm bookworm-updates
-	Components: main
-	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-	Types: deb-src
-	URIs: http://deb.debian.org/debian-security
-	Suites: bookworm-security
-	Components: main
-	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-	EOF
-	apt_retry "$work/apt-update.log" apt-get update -qq ||
-		die "apt-get update failed"
-}
 
 # apt-get source into a scratch directory, then move the tree in place.
 fetch_source() {
-	ensure_deb_src
+	sh "$top/.ci/deb-src.sh" wpa || die "no source package for wpa"
 	tmp=$work/fetch.$$
 	rm -rf "$tmp" && mkdir -p "$tmp"
 	(cd "$tmp" && apt_retry "$work/fetch.log" apt-get source -qq wpa) ||
@@ -83,6 +65,32 @@ fetch_source() {
 }
 
 [ -f "$orig/hostapd/Makefile" ] || fetch_source
+
+# The stock hostapd: its own copy of the pristine tree and its own stamp,
+# so a changed patch or libdance does not rebuild it.  Only hostapd, with
+# at most two jobs, to keep CI time down.
+build_stock() {
+	sstamp=$(cat "$0" "$here/hostapd.config" | sha256sum | cut -d' ' -f1)
+	if [ -x "$stock/bin/hostapd" ] &&
+	    [ "$(cat "$stock/stamp" 2>/dev/null)" = "$sstamp" ]; then
+		echo "stock hostapd is up to date in $stock/bin"
+		return 0
+	fi
+	rm -rf "$stock"
+	mkdir -p "$stock/bin"
+	cp -a "$orig" "$stock/src"
+	grep -v '^[[:space:]]*CONFIG_DANCE' "$here/hostapd.config" \
+		>"$stock/src/hostapd/.config"
+	slog=$stock/build.log
+	sj=$jobs
+	[ "$sj" -gt 2 ] && sj=2
+	(cd "$stock/src/hostapd" && make -j"$sj" V=1 hostapd) >"$slog" 2>&1 ||
+		{ tail -n 40 "$slog"; die "stock hostapd build failed (log: $slog)"; }
+	cp "$stock/src/hostapd/hostapd" "$stock/bin/"
+	echo "$sstamp" >"$stock/stamp"
+	echo "built stock hostapd in $stock/bin"
+}
+build_stock
 
 # Nothing to do when the inputs are unchanged since the last good build.
 stamp=$(cat "$0" "$here/series" "$here"/patches/*.patch "$here/hostapd.config" \

@@ -8,7 +8,9 @@
 # the test runner started (WORLD_ENV) listens on the host's loopback,
 # which the namespace cannot reach, so this script starts its own world
 # (t/world/world.sh, the same zones and certificates) inside the
-# namespace.  Output: TAP lines and "N passed, N failed".
+# namespace.  Section G compares it with a stock hostapd built from the
+# same source without the series.  Output: TAP lines and "N passed,
+# N failed".
 #
 #   BUILD=<abs build dir> sh t/hostapd.sh
 set -u
@@ -19,9 +21,11 @@ export BUILD
 HAPD=$BUILD/hostapd/bin/hostapd
 EAPOL=$BUILD/hostapd/bin/eapol_test
 SUPP=$BUILD/hostapd/bin/wpa_supplicant
+STOCK=$BUILD/hostapd/stock/bin/hostapd
 
 if [ -z "${DANCE_HAPD_NETNS:-}" ]; then
-	if [ ! -x "$HAPD" ] || [ ! -x "$EAPOL" ] || [ ! -x "$SUPP" ]; then
+	if [ ! -x "$HAPD" ] || [ ! -x "$EAPOL" ] || [ ! -x "$SUPP" ] ||
+	    [ ! -x "$STOCK" ]; then
 		if ! make -C "$top" BUILD="$BUILD" hostapd >/tmp/hostapd-build.$$.log 2>&1; then
 			tail -n 30 /tmp/hostapd-build.$$.log
 			echo "not ok 1 - make hostapd (log /tmp/hostapd-build.$$.log)"
@@ -92,9 +96,10 @@ C=$WORLD_CERTS
 printf '*\tTLS\n' >"$T/eap_user"
 printf '127.0.0.1/32\ttesting123\n' >"$T/radius_clients"
 
-# start_hostapd NAME PORT [EXTRA]: EXTRA holds more config lines
+# start_hostapd NAME PORT [EXTRA [BINARY]]: EXTRA holds more config
+# lines; BINARY defaults to the patched hostapd
 start_hostapd() {
-	name=$1 port=$2
+	name=$1 port=$2 hbin=${4:-$HAPD}
 	conf=$T/$name.conf
 	cat >"$conf" <<-EOF
 	driver=none
@@ -113,7 +118,7 @@ start_hostapd() {
 	[ -n "${3:-}" ] && printf '%s\n' "$3" >>"$conf"
 	HLOG=$T/$name.hostapd.log
 	# shellcheck disable=SC2086
-	${DANCE_HOSTAPD_WRAP:-} "$HAPD" -d -t "$conf" >"$HLOG" 2>&1 &
+	${DANCE_HOSTAPD_WRAP:-} "$hbin" -d -t "$conf" >"$HLOG" 2>&1 &
 	HPID=$!
 	HPORT=$port
 	# ready when the RADIUS port is bound
@@ -134,7 +139,8 @@ stop_hostapd() {
 }
 
 # eapol TAG CERT KEY NAME [TLSVER [TIMEOUT]]: run eapol_test; NAME "-" =
-# no dane_client_id; TLSVER 13 or 12.  Returns eapol_test's exit status.
+# no dane_client_id; TLSVER 13 or 12.  EAPOL_IDENTITY, when set, replaces
+# the EAP identity.  Returns eapol_test's exit status.
 eapol() {
 	tag=$1 cert=$2 key=$3 dname=$4 ver=${5:-13} tmo=${6:-20}
 	sconf=$T/$tag.sup.conf
@@ -148,9 +154,9 @@ eapol() {
 		echo "	key_mgmt=IEEE8021X"
 		echo "	eap=TLS"
 		if [ "$dname" = - ]; then
-			echo "	identity=\"device\""
+			echo "	identity=\"${EAPOL_IDENTITY:-device}\""
 		else
-			echo "	identity=\"$dname\""
+			echo "	identity=\"${EAPOL_IDENTITY:-$dname}\""
 			echo "	dane_client_id=\"$dname\""
 		fi
 		echo "	ca_cert=\"$C/server.crt\""
@@ -522,6 +528,115 @@ else
 	not_ok "hostapd without dance keys starts" "$T/s.hostapd.log"
 fi
 stop_hostapd
+
+# --- G: stock hostapd vs patched hostapd, configurations without DANCE ----
+# The same eapol_test runs against the stock build (no series, no
+# CONFIG_DANCE) and the patched one; outcomes must be identical.
+printf '"device"\tTLS\n' >"$T/eap_user_device"
+# One case a line: SERVER|CASE|WANT|CERT|KEY|NAME|TLSVER|IDENTITY.
+# SERVER picks the extra config lines (cmp_extra); an empty IDENTITY
+# keeps eapol's default.  (Both builds have EAP-TLS as their only
+# method, so there is no wrong-method case.)
+cat >"$T/g.cases" <<EOF
+ca|trusted13|SUCCESS|$C/sensor7.chain.pem|$C/sensor7.key|-|13|
+ca|trusted12|SUCCESS|$C/sensor7.chain.pem|$C/sensor7.key|-|12|
+ca|trusted-name|SUCCESS|$C/sensor7.chain.pem|$C/sensor7.key|sensor7._device.clients.test|13|
+ca|selfsigned13|FAILURE|$C/ee311.crt|$C/ee311.key|-|13|
+ca|selfsigned12|FAILURE|$C/ee311.crt|$C/ee311.key|-|12|
+ca|selfsigned-name|FAILURE|$C/ee311.crt|$C/ee311.key|ee311.clients.test|13|
+ca|untrusted-ca|FAILURE|$C/pkixee.chain.pem|$C/pkixee.key|-|13|
+no13|trusted13|SUCCESS|$C/sensor7.chain.pem|$C/sensor7.key|-|13|
+no13|selfsigned13|FAILURE|$C/ee311.crt|$C/ee311.key|-|13|
+user|right-identity|SUCCESS|$C/sensor7.chain.pem|$C/sensor7.key|-|13|device
+user|wrong-identity|FAILURE|$C/sensor7.chain.pem|$C/sensor7.key|-|13|intruder
+EOF
+
+# cmp_extra SERVER: the config lines of one comparison server
+cmp_extra() {
+	case $1 in
+	ca) echo "ca_cert=$C/devca.crt" ;;
+	no13) printf 'ca_cert=%s\ntls_flags=[DISABLE-TLSv1.3]\n' "$C/devca.crt" ;;
+	user) printf 'ca_cert=%s\neap_user_file=%s\n' "$C/devca.crt" \
+		"$T/eap_user_device" ;;
+	esac
+}
+
+# outcome RC: "rc=RC VERDICT TLSVERSION" of the last eapol run
+outcome() {
+	if grep -a -q '^SUCCESS' "$ELOG"; then
+		v=SUCCESS
+	elif grep -a -q 'CTRL-EVENT-EAP-FAILURE\|^FAILURE' "$ELOG"; then
+		v=FAILURE
+	else
+		v=NONE
+	fi
+	tv=$(sed -n 's/.*SSL: Using TLS version \(TLSv[0-9.]*\).*/\1/p' \
+		"$ELOG" | tail -n 1)
+	echo "rc=$1 $v ${tv:-no-TLS}"
+}
+
+# dance_noise LOG: lines of a hostapd log that only the series writes
+# (its messages, its config keys); fails when there are none
+dance_noise() {
+	grep -a 'DANCE: \|DANCE - \|dane_clientid\|TLSA\|DANE \|dance_' "$1"
+}
+
+# cmp_run VARIANT BINARY PORT: every case against BINARY, outcomes into
+# $T/g-VARIANT.res ("SERVER/CASE outcome")
+cmp_run() {
+	var=$1 gbin=$2 gport=$3
+	: >"$T/g-$var.res"
+	for srv in ca no13 user; do
+		gname=g-$var-$srv
+		if ! start_hostapd "$gname" "$gport" "$(cmp_extra $srv)" "$gbin"; then
+			not_ok "$var hostapd ($srv config) starts" "$T/$gname.hostapd.log"
+			stop_hostapd
+			continue
+		fi
+		grep "^$srv|" "$T/g.cases" |
+		    while IFS='|' read -r _ c _ cert key dn ver id; do
+			EAPOL_IDENTITY=$id \
+				eapol "g-$var-$srv-$c" "$cert" "$key" "$dn" "$ver" 10
+			echo "$srv/$c $(outcome $?)" >>"$T/g-$var.res"
+		done
+		stop_hostapd
+		if dance_noise "$T/$gname.hostapd.log" >"$T/$gname.noise"; then
+			not_ok "$var hostapd, $srv config: nothing DANCE-related logged" \
+				"$T/$gname.noise"
+		else
+			ok "$var hostapd, $srv config: nothing DANCE-related logged"
+		fi
+		gport=$((gport + 1))
+	done
+}
+
+# (the series' strings, not "dance": a build path may contain that)
+if grep -a -q 'dance_trust_anchor_file\|DANCE: ' "$STOCK"; then
+	not_ok "the stock hostapd binary has no DANCE code in it"
+else
+	ok "the stock hostapd binary has no DANCE code in it"
+fi
+cmp_run stock "$STOCK" 18130
+cmp_run patched "$HAPD" 18130
+while IFS='|' read -r srv c want _; do
+	so=$(sed -n "s|^$srv/$c ||p" "$T/g-stock.res")
+	po=$(sed -n "s|^$srv/$c ||p" "$T/g-patched.res")
+	if [ -n "$so" ] && [ "$so" = "$po" ] &&
+	    [ "$(echo "$so" | cut -d' ' -f2)" = "$want" ]; then
+		ok "stock = patched, $srv/$c: $so"
+	else
+		not_ok "stock = patched, $srv/$c: wanted $want, stock '$so', patched '$po'" \
+			"$T/g-stock-$srv-$c.eapol.log" "$T/g-patched-$srv-$c.eapol.log"
+	fi
+done <"$T/g.cases"
+# the TLS version setting is honoured the same way by both
+if grep -q '^ca/trusted13 rc=0 SUCCESS TLSv1.3$' "$T/g-stock.res" &&
+    grep -q '^no13/trusted13 rc=0 SUCCESS TLSv1.2$' "$T/g-stock.res"; then
+	ok "TLS 1.3 with tls_flags=[ENABLE-TLSv1.3], 1.2 with [DISABLE-TLSv1.3]"
+else
+	not_ok "TLS 1.3 with tls_flags=[ENABLE-TLSv1.3], 1.2 with [DISABLE-TLSv1.3]" \
+		"$T/g-stock.res"
+fi
 
 # --- D: dance_require=0 keeps PKIX clients working --------------------------
 if start_dance d 18125 "dance_require=0
