@@ -769,16 +769,12 @@ EOF
 # results in $T/fr.TAG/
 fr_slow() {
 	FT=$T/fr.$1
-	mkdir -p "$FT/certs" "$FT/lib" "$FT/log" "$FT/run"
+	mkdir -p "$FT"
 	(
-		T=$FT K=$FT/certs R=$FT/raddb WORLD_UNBOUND_CONF=$2
+		T=$FT WORLD_UNBOUND_CONF=$2
 		bail() { echo "bench: $*" >&2; exit 1; }
 		. "$top/t/lib/freeradius.sh"
-		AUTH_PORT=$(free_port)
-		TLS_PORT=$(free_port)
-		TIMEOUT_MS=3000
-		fr_make_certs
-		fr_write_raddb
+		fr_setup 3000
 		fr_start "" || bail "freeradius did not start"
 		echo "$frpid" >"$FT/pid"
 		echo "$AUTH_PORT" >"$FT/port"

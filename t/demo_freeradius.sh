@@ -31,14 +31,7 @@ if [ ! -f "$BUILD/freeradius/rlm_dance.so" ]; then
 fi
 
 . "$top/t/lib/freeradius.sh"
-mkdir -p "$T/certs" "$T/lib" "$T/log" "$T/run"
-K=$T/certs
-R=$T/raddb
-AUTH_PORT=$(free_port)
-TLS_PORT=$(free_port)
-TIMEOUT_MS=3000
-fr_make_certs
-fr_write_raddb
+fr_setup 3000
 echo "freeradius -f -x -d $R (EAP-TLS on 127.0.0.1:$AUTH_PORT, rlm_dance allow = .clients.test)"
 fr_start -x || bail "freeradius starts"
 

@@ -77,14 +77,7 @@ qcount() { sh "$top/t/world/world.sh" count "$WORLD_DIR" "$1"; }
 
 . "$top/t/lib/freeradius.sh"
 
-mkdir -p "$T/certs" "$T/lib" "$T/log" "$T/run"
-K=$T/certs
-R=$T/raddb
-AUTH_PORT=$(free_port)
-TLS_PORT=$(free_port)
-TIMEOUT_MS=2500
-fr_make_certs
-fr_write_raddb
+fr_setup 2500
 fr_start -xx || bail "freeradius starts with rlm_dance"
 pids="$pids $frpid"
 ok "freeradius starts with rlm_dance"

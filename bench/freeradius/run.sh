@@ -42,14 +42,7 @@ fi
 C=$WORLD_CERTS
 . "$top/t/lib/freeradius.sh"
 
-mkdir -p "$T/certs" "$T/lib" "$T/log" "$T/run"
-K=$T/certs
-R=$T/raddb
-AUTH_PORT=$(free_port)
-TLS_PORT=$(free_port)
-TIMEOUT_MS=3000
-fr_make_certs
-fr_write_raddb
+fr_setup 3000
 # No debug output: it would dominate the cost.
 fr_start "" || bail "freeradius did not start"
 

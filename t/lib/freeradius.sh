@@ -1,8 +1,8 @@
-# t/lib/freeradius.sh -- shared by t/freeradius.sh and bench/freeradius:
-# test certificates, a private raddb and starting freeradius.  Sourced;
-# the caller sets top, BUILD, T, C (= $WORLD_CERTS, world env sourced),
-# K (extra certs), R (raddb), AUTH_PORT, TLS_PORT, TIMEOUT_MS and defines
-# bail().  Keeps everything under $T, loopback ports only.
+# t/lib/freeradius.sh -- shared by t/freeradius.sh, t/demo_freeradius.sh
+# and bench/freeradius: test certificates, a private raddb and starting
+# freeradius.  Sourced; the caller sets top, BUILD, T, C (= $WORLD_CERTS,
+# world env sourced) and defines bail(); fr_setup sets the rest.  Keeps
+# everything under $T, loopback ports only.
 
 # A free loopback port (tcp and udp).
 free_port() {
@@ -10,6 +10,19 @@ free_port() {
 		p=$(shuf -i 20000-60000 -n 1)
 		ss -Htanu 2>/dev/null | awk '{print $5}' | grep -q ":$p\$" || { echo "$p"; return; }
 	done
+}
+
+# fr_setup TIMEOUT_MS: directories, ports, certificates and raddb under $T
+# (K extra certs, R raddb, AUTH_PORT, TLS_PORT).
+fr_setup() {
+	mkdir -p "$T/certs" "$T/lib" "$T/log" "$T/run"
+	K=$T/certs
+	R=$T/raddb
+	AUTH_PORT=$(free_port)
+	TLS_PORT=$(free_port)
+	TIMEOUT_MS=$1
+	fr_make_certs
+	fr_write_raddb
 }
 
 # fr_make_certs: test certificates beyond the world's, into $K.
