@@ -11,6 +11,10 @@
  *       "mem lookups N pending P answered A rss_kib_before B after C
  *       per_lookup_bytes D healthy STATUS ms M": memory per pending lookup,
  *       then how long a healthy uncached name takes while they hang
+ *   core_bench -mem-ad N FORWARDER
+ *       the same memory figure for the trust_ad transport, forwarding to
+ *       a server that never answers: "memad lookups N pending P
+ *       rss_kib_before B after C per_lookup_bytes D"
  *
  * The timed loop of each operation is the function bench_loop(), so
  * that "valgrind --tool=callgrind --collect-atstart=no
@@ -343,32 +347,43 @@ drive(struct dance_resolver *r, int ms)
 	}
 }
 
+/* Start n lookups under slow.clients.test (never answered) and give
+ * the resolver 2 s to send them; VmRSS before and after, in KiB. */
+static void
+mem_park(struct dance_resolver *r, long n, long *got, long *before,
+	long *after)
+{
+	char name[64];
+	long i;
+	int done;
+
+	*before = rss_kib();
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "m%ld.slow.clients.test", i);
+		done = 0;
+		dance_resolver_lookup(r, name, count_cb, got, &done);
+	}
+	drive(r, 2000);
+	*after = rss_kib();
+}
+
 static int
 mem_mode(struct bench *b, long n)
 {
 	struct dance_resolver_stats st;
 	struct dance_answer *a;
-	char name[64];
-	long got = 0, before, after, i;
+	long got = 0, before, after;
 	double t0, t1;
-	int done;
+	int done = 0;
 
 	/* Prime: trust chain down to clients.test, one slow lookup in
 	 * flight (its DNSKEY fetch too), allocator warmed. */
 	a = dance_resolve_wait(b->r, "ee312.clients.test");
 	dance_answer_unref(a);
-	done = 0;
 	dance_resolver_lookup(b->r, "prime.slow.clients.test", count_cb,
 		&got, &done);
 	drive(b->r, 1000);
-	before = rss_kib();
-	for (i = 0; i < n; i++) {
-		snprintf(name, sizeof(name), "m%ld.slow.clients.test", i);
-		done = 0;
-		dance_resolver_lookup(b->r, name, count_cb, &got, &done);
-	}
-	drive(b->r, 2000);
-	after = rss_kib();
+	mem_park(b->r, n, &got, &before, &after);
 	dance_resolver_stats(b->r, &st);
 	/* a healthy, uncached name while the others hang */
 	t0 = now(CLOCK_MONOTONIC);
@@ -379,6 +394,40 @@ mem_mode(struct bench *b, long n)
 		st.pending, got, before, after, (after - before) * 1024.0 / n,
 		dance_dns_status_str(a->status), (t1 - t0) * 1000);
 	dance_answer_unref(a);
+	return 0;
+}
+
+/* trust_ad transport: one UDP socket and a small record per query. */
+static int
+mem_ad_mode(long n, const char *forwarder)
+{
+	struct dance_resolver_cfg cfg;
+	struct dance_resolver_stats st;
+	struct dance_resolver *r;
+	struct dance_error e;
+	const char *fwd[2] = { forwarder, NULL };
+	long got = 0, before, after;
+	int done = 0;
+
+	dance_resolver_cfg_init(&cfg);
+	cfg.mode = DANCE_RESOLVER_EVENT;
+	cfg.trust_ad = 1;
+	cfg.forwarders = fwd;
+	cfg.timeout_ms = 8000;
+	cfg.max_pending = (unsigned)n + 16;
+	if ((r = dance_resolver_new(&cfg, &e)) == NULL) {
+		fprintf(stderr, "core_bench: resolver: %s\n", e.reason);
+		return 2;
+	}
+	dance_resolver_lookup(r, "prime.slow.clients.test", count_cb, &got,
+		&done);
+	drive(r, 1000);
+	mem_park(r, n, &got, &before, &after);
+	dance_resolver_stats(r, &st);
+	printf("memad lookups %ld pending %u rss_kib_before %ld after %ld "
+		"per_lookup_bytes %.0f\n", n, st.pending, before, after,
+		(after - before) * 1024.0 / n);
+	dance_resolver_free(r);
 	return 0;
 }
 
@@ -398,7 +447,7 @@ main(int argc, char **argv)
 	};
 	struct bench b;
 	const char *only = NULL;
-	long n = 2000, mem = 0;
+	long n = 2000, mem = 0, mem_ad = 0;
 	size_t k;
 	int i = 1;
 
@@ -409,13 +458,18 @@ main(int argc, char **argv)
 			only = argv[i + 1];
 		else if (strcmp(argv[i], "-mem") == 0)
 			mem = atol(argv[i + 1]);
+		else if (strcmp(argv[i], "-mem-ad") == 0)
+			mem_ad = atol(argv[i + 1]);
 		else
 			break;
 	}
+	if (mem_ad > 0 && argc - i == 1)
+		return mem_ad_mode(mem_ad, argv[i]);
 	if (argc - i < 2 || (mem > 0 && argc - i < 3) || n < 1) {
 		fprintf(stderr, "usage: core_bench [-n ITERS] [-op NAME] "
 			"CERTDIR TA_FILE [UNBOUND_CONF]\n"
-			"       core_bench -mem N CERTDIR TA_FILE UNBOUND_CONF\n");
+			"       core_bench -mem N CERTDIR TA_FILE UNBOUND_CONF\n"
+			"       core_bench -mem-ad N FORWARDER\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
