@@ -9,60 +9,17 @@
 # module if needed, runs nginx in a temporary directory and stops it.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${BUILD:-$top/build}
-: "${WORLD_ENV:?start a DNS world first and set WORLD_ENV}"
-. "$WORLD_ENV"
-C=$WORLD_CERTS
-MODULE=$BUILD/nginx/ngx_http_dance_module.so
-# as root, workers would run as "nobody", unable to read the world's files
-USER_LINE=
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
-CLIENT=$BUILD/bin/dance-client
+# The nginx tests' helpers: config head, ports, start and stop at exit.
+. "$top/t/lib/nginx.sh"
+need_module
 
-if [ ! -f "$MODULE" ]; then
-	echo "Building the nginx module (make nginx) ..."
-	make -C "$top" BUILD="$BUILD" nginx >/dev/null || exit 1
-fi
-
-T=$(mktemp -d /tmp/dance-demo-nginx.XXXXXX)
-MASTER=
-cleanup() {
-	[ -n "$MASTER" ] && kill -QUIT "$MASTER" 2>/dev/null && sleep 0.3
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-port() {
-	while :; do
-		p=$(( 11000 + $(od -An -N2 -tu2 /dev/urandom) % 7000 ))
-		ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return; }
-	done
-}
-UP=$(port)
-FRONT=$(port)
-while [ "$FRONT" = "$UP" ]; do FRONT=$(port); done
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	-keyout "$T/srv.key" -out "$T/srv.crt" -days 1 -subj /CN=demo \
-	>/dev/null 2>&1
-mkdir -p "$T/tmp"
-cat >"$T/nginx.conf" <<EOF
-load_module $MODULE;
-$USER_LINE
-worker_processes 1;
-daemon off;
-pid $T/nginx.pid;
-error_log $T/error.log info;
-events { worker_connections 64; }
+UP=$(free_port)
+FRONT=$(free_port)
+{
+	ngx_conf_head 1 info
+	cat <<EOF
 http {
-    access_log off;
-    client_body_temp_path $T/tmp/b; proxy_temp_path $T/tmp/p;
-    fastcgi_temp_path $T/tmp/f; uwsgi_temp_path $T/tmp/u;
-    scgi_temp_path $T/tmp/s;
-
-    dance_trust_anchor $WORLD_TA;
-    dance_unbound_conf $WORLD_UNBOUND_CONF;
+$(ngx_http_head)
 
     # the upstream application: says who nginx told it the client is
     server {
@@ -72,9 +29,6 @@ http {
 
     server {
         listen 127.0.0.1:$FRONT ssl;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_certificate $T/srv.crt;
-        ssl_certificate_key $T/srv.key;
 
         dance on;
         dance_allow .clients.test;
@@ -87,14 +41,8 @@ http {
     }
 }
 EOF
-/usr/sbin/nginx -p "$T" -c "$T/nginx.conf" >"$T/stderr" 2>&1 &
-MASTER=$!
-i=0
-while ! ss -Htln "sport = :$FRONT" | grep -q . && [ $i -lt 100 ]; do
-	sleep 0.05
-	i=$((i + 1))
-done
-sleep 0.2
+} >"$T/nginx.conf"
+ngx_start "$FRONT" || exit 1
 
 run() {	# run NAME CERT [extra args]
 	name=$1 cert=$2
@@ -103,7 +51,7 @@ run() {	# run NAME CERT [extra args]
 		--http / "$@" "127.0.0.1:$FRONT" >"$T/out" 2>&1
 }
 
-echo "nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*\///') with the DANCE module on" \
+echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///') with the DANCE module on" \
 	"127.0.0.1:$FRONT, allowing *.clients.test, in front of an upstream."
 echo
 
