@@ -123,11 +123,14 @@ typedef struct {
     ngx_http_request_t          *request;
     unsigned                     parked:1;
     unsigned                     cleanup:1;
-    unsigned                     header_added:1;
 } ngx_http_dance_ctx_t;
 
 
 static ngx_int_t ngx_http_dance_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_dance_log_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_dance_log_first(ngx_http_core_main_conf_t *cmcf);
+static ngx_uint_t ngx_http_dance_header_is_client_copy(ngx_table_elt_t *h,
+    ngx_http_dance_srv_conf_t *dscf);
 static ngx_int_t ngx_http_dance_park(ngx_http_request_t *r,
     ngx_http_dance_ctx_t *ctx, ngx_http_dance_conn_t *hc);
 static void ngx_http_dance_unpark(void *data);
@@ -398,7 +401,13 @@ static ngx_http_variable_t  ngx_http_dance_vars[] = {
 };
 
 
-/* request processing: the post-read phase handler */
+/*
+ * request processing: the phase handler, run at post-read, server
+ * rewrite and rewrite (see ngx_http_dance_init()), so that no request
+ * reaches a location's content without it, whatever path it took.
+ * Internal redirects clear the module's context: the handler then runs
+ * again, which is cheap (the verdict belongs to the connection).
+ */
 
 static ngx_int_t
 ngx_http_dance_handler(ngx_http_request_t *r)
@@ -477,12 +486,10 @@ ngx_http_dance_handler(ngx_http_request_t *r)
                        "dance: request from \"%s\", usage %d",
                        hc->name, hc->usage);
 
-        if (dscf->header.len && !ctx->header_added) {
-            if (ngx_http_dance_add_header(r, dscf, hc) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            ctx->header_added = 1;
+        if (dscf->header.len
+            && ngx_http_dance_add_header(r, dscf, hc) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         return NGX_DECLINED;
@@ -595,6 +602,44 @@ ngx_http_dance_wake(ngx_http_dance_conn_t *hc)
 
 
 /*
+ * A client copy of the identity header, in any spelling that some
+ * backend could take for it: letters in any case, and "-" or "_" in
+ * any place (CGI, FastCGI, uwsgi, SCGI and WSGI all fold "-" and "_"
+ * into one variable, HTTP_X_DANCE_CLIENT_ID).  The header the module
+ * added itself shares the configured name's storage, so it is never
+ * taken for a client copy.
+ */
+
+static ngx_uint_t
+ngx_http_dance_header_is_client_copy(ngx_table_elt_t *h,
+    ngx_http_dance_srv_conf_t *dscf)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    if (h->key.len != dscf->header_lc.len
+        || h->key.data == dscf->header.data)
+    {
+        return 0;
+    }
+
+    for (i = 0; i < h->key.len; i++) {
+        c = ngx_tolower(h->key.data[i]);
+
+        if (c == '_') {
+            c = '-';
+        }
+
+        if (c != dscf->header_lc.data[i]) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
  * ngx_list_t has no delete: the request's header list is rebuilt
  * without the client's copies.  The typed pointers of headers_in keep
  * pointing into the old list, which is fine: the identity header is
@@ -626,10 +671,7 @@ ngx_http_dance_strip_header(ngx_http_request_t *r,
             i = 0;
         }
 
-        if (h[i].key.len == dscf->header.len
-            && ngx_strncasecmp(h[i].key.data, dscf->header.data,
-                               dscf->header.len) == 0)
-        {
+        if (ngx_http_dance_header_is_client_copy(&h[i], dscf)) {
             found++;
         }
     }
@@ -668,10 +710,7 @@ ngx_http_dance_strip_header(ngx_http_request_t *r,
             i = 0;
         }
 
-        if (h[i].key.len == dscf->header.len
-            && ngx_strncasecmp(h[i].key.data, dscf->header.data,
-                               dscf->header.len) == 0)
-        {
+        if (ngx_http_dance_header_is_client_copy(&h[i], dscf)) {
             continue;
         }
 
@@ -697,7 +736,31 @@ ngx_http_dance_add_header(ngx_http_request_t *r,
     ngx_http_dance_srv_conf_t *dscf, ngx_http_dance_conn_t *hc)
 {
     size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
+
+    /* once per request, also when it comes back after a redirect */
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.data == dscf->header.data) {
+            return NGX_OK;
+        }
+    }
 
     h = ngx_list_push(&r->headers_in.headers);
     if (h == NULL) {
@@ -1966,6 +2029,50 @@ ngx_http_dance_cleanup_matcher(void *data)
 
 
 /*
+ * A request that nginx rejects while reading its headers (400, 494, 497
+ * ...) runs no phase but the log phase.  Its client copies of the
+ * identity header are removed there too, before ngx_http_log_module
+ * writes $http_... to the access log.  Log phase handlers run in the
+ * order of their array (not reversed like the other phases), so ours
+ * goes to the front.
+ */
+
+static ngx_int_t
+ngx_http_dance_log_first(ngx_http_core_main_conf_t *cmcf)
+{
+    ngx_array_t          *a;
+    ngx_http_handler_pt  *h;
+
+    a = &cmcf->phases[NGX_HTTP_LOG_PHASE].handlers;
+
+    if (ngx_array_push(a) == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = a->elts;
+    ngx_memmove(&h[1], &h[0], (a->nelts - 1) * sizeof(ngx_http_handler_pt));
+    h[0] = ngx_http_dance_log_handler;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_dance_log_handler(ngx_http_request_t *r)
+{
+    ngx_http_dance_srv_conf_t  *dscf;
+
+    dscf = ngx_http_get_module_srv_conf(r, ngx_http_dance_module);
+
+    if (dscf->header.len) {
+        (void) ngx_http_dance_strip_header(r, dscf);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * postconfiguration: the phase handler, and for each server with DANCE
  * the checks and the SSL_CTX settings that must be in place before the
  * workers fork.  The core's TLS glue needs the worker's resolver, so it
@@ -1986,15 +2093,37 @@ ngx_http_dance_init(ngx_conf_t *cf)
     ngx_http_dance_main_conf_t   *dmcf;
     struct dance_resolver_cfg    *rc;
 
+    static ngx_uint_t  phases[] = {
+        NGX_HTTP_POST_READ_PHASE,
+        NGX_HTTP_SERVER_REWRITE_PHASE,
+        NGX_HTTP_REWRITE_PHASE
+    };
+
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
     dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_dance_module);
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
+    /*
+     * Every way into a location passes one of these phases: a new
+     * request starts at post-read, an internal redirect (error_page
+     * with a URI, a request nginx rejected while reading its headers)
+     * and a subrequest at server rewrite, a named location at
+     * (location) rewrite.  Handlers of a phase run in reverse order of
+     * registration, so ours, registered last, runs before "return" and
+     * "rewrite" of that phase.
+     */
+
+    for (s = 0; s < sizeof(phases) / sizeof(phases[0]); s++) {
+        h = ngx_array_push(&cmcf->phases[phases[s]].handlers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        *h = ngx_http_dance_handler;
     }
 
-    *h = ngx_http_dance_handler;
+    if (ngx_http_dance_log_first(cmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ngx_http_dance_conn_index == -1) {
         ngx_http_dance_conn_index = SSL_get_ex_new_index(0, NULL, NULL,
