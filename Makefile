@@ -3,6 +3,7 @@
 #   make deps        install Debian packages (apt-get, idempotent)
 #   make             libdance.a + CLI tools in build/
 #   make test        unit + integration tests, closing "N passed, N failed"
+#                    (nginx suites against Debian's nginx and $(NGINX_UPSTREAM))
 #   make test-asan   the same core tests under ASan+UBSan
 #   make fuzz        libFuzzer targets, FUZZ_SECONDS each
 #   make demo        deps, build, local DNSSEC world, authenticate a device
@@ -17,6 +18,10 @@ WARN      = -Wall -Wextra -Wno-unused-parameter
 CPPFLAGS += -Icommon/include -D_GNU_SOURCE
 LIBS      = -lunbound -lpcre2-8 -lssl -lcrypto -lpthread
 FUZZ_SECONDS ?= 20
+# Upstream release tarballs + SHA256SUMS (offline; see its README.md).
+UPSTREAM ?= $(firstword $(wildcard $(abspath ../shared/upstream) \
+		$(abspath ../../shared/upstream)))
+NGINX_UPSTREAM ?= $(UPSTREAM)/nginx-1.31.4.tar.gz
 
 LIB_SRC   = $(wildcard common/src/*.c)
 LIB_OBJ   = $(LIB_SRC:common/src/%.c=$(BUILD)/obj/%.o)
@@ -32,7 +37,7 @@ INTEGS    = $(INTEG_SRC:t/integration/%.c=$(BUILD)/t/%)
 FUZZ_SRC  = $(wildcard t/fuzz/fuzz_*.c)
 
 .PHONY: all deps test test-unit test-asan fuzz demo install clean check-tests \
-	nginx freeradius hostapd bench
+	nginx nginx-upstream freeradius hostapd bench
 
 all: $(LIB) $(TOOLS) $(TTOOLS)
 
@@ -68,7 +73,7 @@ check-tests: all $(UNITS) $(INTEGS)
 # Every test: unit binaries, integration binaries and t/*.sh scripts
 # (which need the three host integrations built), summarised by
 # t/run.sh in one closing line.
-test: check-tests nginx freeradius hostapd
+test: check-tests nginx nginx-upstream freeradius hostapd
 	@BUILD=$(abspath $(BUILD)) sh t/run.sh
 
 test-unit: check-tests
@@ -90,6 +95,16 @@ fuzz:
 # Host integrations: each has its own build script, driven from here.
 nginx: all
 	@BUILD=$(abspath $(BUILD)) sh ngx_dance_module/build.sh
+
+# nginx 1.31.4 + the module from $(NGINX_UPSTREAM), built once into
+# $(BUILD)/nginx-1.31.4/; t/run.sh runs the nginx suites against it too.
+nginx-upstream: all
+	@if [ -f "$(NGINX_UPSTREAM)" ]; then \
+		BUILD=$(abspath $(BUILD)) sh t/tools/build_nginx.sh $(NGINX_UPSTREAM); \
+	else \
+		echo "nginx-upstream: $(NGINX_UPSTREAM) not found (set UPSTREAM or" \
+			"NGINX_UPSTREAM); the nginx tests run against Debian's nginx only"; \
+	fi
 
 freeradius: all
 	@BUILD=$(abspath $(BUILD)) sh freeradius_module/build.sh

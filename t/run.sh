@@ -4,7 +4,9 @@
 #   sh t/run.sh [all|unit|core]
 #     unit  cmocka unit tests only (no DNS)
 #     core  unit + integration binaries (the set run under ASan)
-#     all   core + every t/*.sh script (real servers, real clients)
+#     all   core + every t/*.sh script (real servers, real clients);
+#           the t/nginx_*.sh suites once more against every upstream
+#           nginx in $BUILD/nginx-X.Y.Z/ (named nginx_basic@X.Y.Z, ...)
 #
 # Integration tests get a fresh offline DNSSEC world (t/world/world.sh);
 # its env file is passed as WORLD_ENV.  Each suite's own counts
@@ -18,6 +20,7 @@ cd "$top" || exit 2
 
 pass=0
 fail=0
+skipped=0
 failed_suites=""
 logdir=$(mktemp -d /tmp/dance-test.XXXXXX)
 
@@ -28,7 +31,9 @@ count_output() {
 		awk '{s+=$1} END {print s+0}')
 	q=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p' "$f" |
 		awk '{s+=$1} END {print s+0}')
-	tp=$(grep -c '^ok ' "$f")
+	# "ok N - ... # SKIP why" is neither a pass nor a failure
+	tp=$(grep '^ok ' "$f" | grep -vc ' # SKIP')
+	ts=$(grep -c '^ok .* # SKIP' "$f")
 	tq=$(grep -c '^not ok ' "$f")
 	p=$((p + tp)) q=$((q + tq))
 	# A suite that died without reporting a failure still failed.
@@ -37,7 +42,9 @@ count_output() {
 	fi
 	pass=$((pass + p)) fail=$((fail + q))
 	[ "$q" -gt 0 ] && failed_suites="$failed_suites $name"
-	printf '%-28s %4d passed, %d failed\n' "$name" "$p" "$q"
+	printf '%-28s %4d passed, %d failed%s\n' "$name" "$p" "$q" \
+		"$([ "$ts" -gt 0 ] && echo ", $ts skipped")"
+	skipped=$((skipped + ts))
 }
 
 run_suite() {
@@ -58,6 +65,19 @@ for t in "$BUILD"/t/test_*; do
 	[ -f "t/unit/$n.c" ] || continue
 	run_suite "$n" "$t"
 done
+
+# nginx_again SCRIPT: the nginx suites run once more against each
+# upstream nginx that t/tools/build_nginx.sh built into $BUILD/nginx-X.Y.Z/
+# (make nginx-upstream), as SCRIPT@X.Y.Z.
+nginx_again() {
+	for d in "$BUILD"/nginx-[0-9]*; do
+		[ -x "$d/nginx" ] && [ -f "$d/ngx_http_dance_module.so" ] ||
+			continue
+		run_suite "$(basename "$1" .sh)@${d##*/nginx-}" env \
+			NGINX_BIN="$d/nginx" \
+			NGINX_MODULE="$d/ngx_http_dance_module.so" sh "$1"
+	done
+}
 
 if [ "$what" != unit ]; then
 	world="$logdir/world"
@@ -81,10 +101,12 @@ if [ "$what" != unit ]; then
 		for s in t/*.sh; do
 			case $s in t/run.sh|t/demo*.sh) continue ;; esac
 			run_suite "$(basename "$s" .sh)" sh "$s"
+			case $s in t/nginx_*.sh) nginx_again "$s" ;; esac
 		done
 	fi
 fi
 
 [ -n "$failed_suites" ] && echo "failed suites:$failed_suites (logs in $logdir)"
+[ "$skipped" -gt 0 ] && echo "$skipped skipped (reasons: grep SKIP $logdir/*.log)"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
