@@ -5,8 +5,8 @@
 #   BUILD=<abs build dir> sh bench/run.sh
 #
 # Loopback only, its own DNS test world (t/world/world.sh), every load
-# generator bounded in count and time (our C tools: bench/loadgen.c,
-# bench/core_bench.c, t/tools/dance_flood.c; eapol_test from Debian and
+# generator bounded in count and time (our C tools: bench/core_bench.c,
+# t/tools/dance_flood.c; eapol_test from Debian and
 # from the hostapd build).  Each figure is the median of repeated runs;
 # each comparison is measured side by side, configurations interleaved
 # round by round, so that load from other processes on the machine hits
@@ -20,7 +20,8 @@
 #   PARK_N        parked connections in the nginx slowloris test (1000)
 #   PARK_TIMEOUT  dance_timeout of that test, seconds (10)
 #   ROUNDS        rounds of bench/nginx/run.sh (5)
-#   ROUNDS2 SECS2 rounds and seconds per setup of the loadgen comparison
+#   ROUNDS2 SECS2 rounds and seconds per setup of the dance_flood --loop
+#                 comparison
 #                 (8, 2)
 set -u
 
@@ -35,23 +36,18 @@ ROUNDS=${ROUNDS:-5}
 ROUNDS2=${ROUNDS2:-8}
 SECS2=${SECS2:-2}
 LIBS="-lunbound -lpcre2-8 -lssl -lcrypto -lpthread"
-NGINX=/usr/sbin/nginx
-MODULE=$BUILD/nginx/ngx_http_dance_module.so
-FLOOD=$BUILD/t/dance_flood
 HZ=$(getconf CLK_TCK)
 PATH=$PATH:/usr/sbin:/sbin
 export PATH BUILD
 
 T=$(mktemp -d /tmp/dance-bench-run.XXXXXX)
 OUT=$T/report.md
-MASTER=
 BGPIDS=
 T_START=$(date +%s)
 
 cleanup() {
 	for p in $BGPIDS; do kill "$p" 2>/dev/null; done
-	[ -n "$MASTER" ] && kill -QUIT "$MASTER" 2>/dev/null && sleep 0.3
-	[ -n "$MASTER" ] && kill -KILL "$MASTER" 2>/dev/null
+	ngx_stop 2>/dev/null
 	sh "$top/t/world/world.sh" stop "$T/world" >/dev/null 2>&1
 	[ -z "${KEEP:-}" ] && rm -rf "$T"
 }
@@ -77,36 +73,24 @@ calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 # verdict COND TEXT: "met" / "**MISSED**"
 verdict() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "**MISSED**"; fi; }
 
-PORTS=
-port() {	# a free TCP port 30000-39999 (the world uses 20000-29999)
-	while :; do
-		p=$(( 30000 + $(od -An -N2 -tu2 /dev/urandom) % 10000 ))
-		case " $PORTS " in *" $p "*) continue ;; esac
-		ss -Htan "sport = :$p" | grep -q . && continue
-		PORTS="$PORTS $p"
-		echo "$p"
-		return
-	done
-}
 
 # ---------------------------------------------------------------------
 # build our bench tools, start the world
 # ---------------------------------------------------------------------
 mkdir -p "$BUILD/bench"
-for tool in core_bench loadgen; do
-	cc -O2 -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
-		-I"$top/common/include" -o "$BUILD/bench/$tool" \
-		"$top/bench/$tool.c" "$BUILD/libdance.a" $LIBS ||
-		{ log "cannot build bench/$tool.c"; exit 1; }
-done
+cc -O2 -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
+	-I"$top/common/include" -o "$BUILD/bench/core_bench" \
+	"$top/bench/core_bench.c" "$BUILD/libdance.a" $LIBS ||
+	{ log "cannot build bench/core_bench.c"; exit 1; }
 CORE=$BUILD/bench/core_bench
-LOADGEN=$BUILD/bench/loadgen
 
 sh "$top/t/world/world.sh" start "$T/world" >"$T/world.log" 2>&1 ||
 	{ cat "$T/world.log"; log "DNS test world does not start"; exit 1; }
 WORLD_ENV=$T/world/env
-. "$WORLD_ENV"
-C=$WORLD_CERTS
+# nginx (NGINX_BIN, NGINX_MODULE; $MODULE, $FLOOD, $C), free_port; this
+# script owns $T, the nginx files go there too
+TOP=$top
+. "$top/t/lib/nginx.sh"
 qcount() { sh "$top/t/world/world.sh" count "$T/world" "$1" "${2:-TLSA}"; }
 # The world's libunbound config with libunbound's outgoing-range raised
 # from its library default (16) -- the fix measured in section 3.
@@ -141,7 +125,7 @@ it helps: it is much less sensitive to the other load than wall-clock rates.
 | load average at start | $LOAD0 |
 | OpenSSL | $(openssl version) (libssl3 $(pkgv libssl3)) |
 | libunbound | $(pkgv libunbound8) |
-| nginx | $($NGINX -v 2>&1 | sed 's/.*version: //') (Debian $(pkgv nginx)) |
+| nginx | $NGX_VERSION ($NGINX_BIN; Debian's package $(pkgv nginx)) |
 | FreeRADIUS | $(freeradius -v 2>/dev/null | sed -n 's/.*FreeRADIUS Version \([^,]*\),.*/\1/p' | head -n 1) (Debian $(pkgv freeradius)) |
 | hostapd / eapol_test | 2.10 + hostapd_patch/ (built by \`make hostapd\`); Debian eapoltest $(pkgv eapoltest) |
 | host modules used (build dates) | $(for f in "$MODULE" "$BUILD/freeradius/rlm_dance.so" "$BUILD/hostapd/bin/hostapd"; do [ -e "$f" ] && printf '%s %s; ' "${f#$BUILD/}" "$(date -u -r "$f" '+%H:%M UTC')"; done) libdance.a $(date -u -r "$BUILD/libdance.a" '+%H:%M UTC') (\`make bench\` builds only \`all\`; the host modules come from \`make nginx/freeradius/hostapd\`) |
@@ -243,36 +227,19 @@ EOF
 # =====================================================================
 # nginx helpers
 # =====================================================================
-USER_LINE=
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
 ND= NO= NC= NN=
 
-# start_nginx: fresh nginx, one worker, a DANCE server on $ND and a
-# server without client authentication on $NO.
+# start_nginx: fresh nginx (t/lib/nginx.sh), one worker, a DANCE server
+# on $ND and servers without client authentication ($NO), with a CA
+# ($NC) and taking any certificate ($NN); sets WORKER.
 start_nginx() {
-	mkdir -p "$T/ngx/tmp"
-	: >"$T/ngx/error.log"
-	cat >"$T/ngx/nginx.conf" <<EOF
-load_module $MODULE;
-$USER_LINE
-worker_processes 1;
-worker_rlimit_nofile 16384;
-daemon off;
-pid $T/ngx/nginx.pid;
-error_log $T/ngx/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    client_body_temp_path $T/ngx/tmp/b; proxy_temp_path $T/ngx/tmp/p;
-    fastcgi_temp_path $T/ngx/tmp/f; uwsgi_temp_path $T/ngx/tmp/u;
-    scgi_temp_path $T/ngx/tmp/s;
-    ssl_protocols TLSv1.3;
-    ssl_certificate $C/server.crt;
-    ssl_certificate_key $C/server.key;
-    ssl_session_cache off;
-    ssl_session_tickets off;
-    dance_trust_anchor $WORLD_TA;
-    dance_unbound_conf ${NGX_UBCONF:-$WORLD_UNBOUND_CONF};
+	: >"$T/error.log"
+	{
+		ngx_conf_head 1 warn 8192
+		echo "http {"
+		ngx_http_head access_log=off protocols=TLSv1.3 resumption=off \
+			unbound_conf="${NGX_UBCONF:-$WORLD_UNBOUND_CONF}"
+		cat <<EOF
     dance_timeout ${PARK_TIMEOUT}s;
     dance_max_pending 4096;
     server {
@@ -299,30 +266,13 @@ http {
     }
 }
 EOF
-	"$NGINX" -p "$T/ngx" -c "$T/ngx/nginx.conf" >>"$T/ngx/stderr" 2>&1 &
-	MASTER=$!
-	i=0
-	while ! ss -Htln "sport = :$NO" | grep -q . && [ $i -lt 100 ]; do
-		sleep 0.05
-		i=$((i + 1))
-	done
-	sleep 0.3
-	WORKER=$(ps -o pid= --ppid "$MASTER" | tr -d ' ' | head -n 1)
+	} >"$T/nginx.conf"
+	ngx_start "$NO" >&2 || return 1
+	WORKER=$(ngx_workers | head -n 1)
 	[ -n "$WORKER" ]
 }
 
-stop_nginx() {
-	[ -n "$MASTER" ] || return 0
-	kill -QUIT "$MASTER" 2>/dev/null
-	i=0
-	while kill -0 "$MASTER" 2>/dev/null && [ $i -lt 60 ]; do
-		sleep 0.05
-		i=$((i + 1))
-	done
-	kill -KILL "$MASTER" 2>/dev/null
-	wait "$MASTER" 2>/dev/null
-	MASTER=
-}
+stop_nginx() { ngx_stop; }
 
 wticks() { awk '{print $14 + $15}' "/proc/$WORKER/stat" 2>/dev/null || echo 0; }
 wrss() { awk '/^VmRSS/ {print $2}' "/proc/$WORKER/status" 2>/dev/null || echo 0; }
@@ -333,13 +283,14 @@ uticks() {
 	done | awk '{s += $1} END {print s + 0}'
 }
 
-# lg TAG PORT SECONDS [loadgen args]: one loadgen run, appends
+# lg TAG PORT SECONDS [dance_flood args]: one closed-loop load run
+# (dance_flood --loop, 4 threads), appends
 # "rate p50 p99 worker-cpu-us-per-op ok" to $T/lg.TAG
 lg() {
 	tag=$1 lp=$2 ls=$3
 	shift 3
 	c0=$(wticks)
-	line=$(timeout $((ls + 30)) "$LOADGEN" -t 4 -s "$ls" "$@" "127.0.0.1:$lp")
+	line=$(timeout $((ls + 30)) "$FLOOD" -n 4 --loop "$ls" "$@" "127.0.0.1:$lp")
 	c1=$(wticks)
 	echo "$line" >>"$T/lg.$tag.raw"
 	echo "$line" | awk -v c="$((c1 - c0))" -v hz="$HZ" '{
@@ -405,10 +356,10 @@ Per round (handshakes in 2 s: dance-ee, dance-ta, ca, optional_no_ca): $(awk '{p
 EOF
 	fi
 
-	# --- 2b: the four setups with loadgen, per-round CPU ----------------
-	log "nginx: four setups with loadgen ($(elapsed) s)"
-	ND=$(port) NO=$(port) NC=$(port) NN=$(port)
-	start_nginx || { say "nginx did not start: $(tail -n 3 "$T/ngx/error.log")"; return; }
+	# --- 2b: the four setups with dance_flood --loop, per-round CPU ----------------
+	log "nginx: four setups with dance_flood --loop ($(elapsed) s)"
+	ND=$(free_port) NO=$(free_port) NC=$(free_port) NN=$(free_port)
+	start_nginx || { say "nginx did not start: $(tail -n 3 "$T/error.log")"; return; }
 	"$FLOOD" -n 1 $EE --name ee311.clients.test "127.0.0.1:$ND" >"$T/warm" 2>&1
 	grep -q '^done 0 200' "$T/warm" || say "warm-up failed: $(cat "$T/warm")"
 	: >"$T/lg.d"; : >"$T/lg.c"; : >"$T/lg.n"; : >"$T/lg.o"
@@ -444,7 +395,7 @@ EOF
 ### 2b. The same comparison plus "no client authentication", with latency and per-round server CPU
 
 bench/nginx/run.sh reports totals and has no setup without a client certificate request, so this run
-measures all four setups again with bench/loadgen.c: a fresh nginx (one worker), four servers, 4 client
+measures all four setups again with t/tools/dance_flood --loop: a fresh nginx (one worker), four servers, 4 client
 threads, each connection a full TLS 1.3 handshake + GET (no resumption), ${SECS2} s per setup, $ROUNDS2 rounds,
 the order rotating every round. Latency is per connection (connect to end of response). Worker CPU
 comes from /proc/<worker>/stat around each window; the CPU ratios say how many more handshakes one
@@ -462,7 +413,7 @@ $(row4 "no client authentication (no CertificateRequest)" o)
 | DANCE / \`ssl_verify_client on\` + CA | $(calc "%.3f" "$wdc") | $(calc "%.3f" "$cdc") | >= 1.0 | $(verdict "$wdc >= 1.0") | $(verdict "$cdc >= 1.0") |
 | DANCE / \`optional_no_ca\` (no verification) | $(calc "%.3f" "$wdn") | $(calc "%.3f" "$cdn") | >= 0.95 | $(verdict "$wdn >= 0.95") | $(verdict "$cdn >= 0.95") |
 | DANCE / no client authentication | $(calc "%.3f" "$wdo") | $(calc "%.3f" "$cdo") | | | |
-$(summ "| 2b. nginx DANCE / CA, wall conn/s; per worker CPU (loadgen) | $(calc "%.3f" "$wdc"); $(calc "%.3f" "$cdc") | >= 1.0 | $(verdict "$wdc >= 1.0"); $(verdict "$cdc >= 1.0") |"
+$(summ "| 2b. nginx DANCE / CA, wall conn/s; per worker CPU (dance_flood --loop) | $(calc "%.3f" "$wdc"); $(calc "%.3f" "$cdc") | >= 1.0 | $(verdict "$wdc >= 1.0"); $(verdict "$cdc >= 1.0") |"
 summ "| 2b. nginx DANCE / optional_no_ca, wall; per worker CPU | $(calc "%.3f" "$wdn"); $(calc "%.3f" "$cdn") | >= 0.95 | $(verdict "$wdn >= 0.95"); $(verdict "$cdn >= 0.95") |"
 summ "| 2b. nginx DANCE / no client authentication at all (no CertificateRequest), wall; per worker CPU | $(calc "%.3f" "$wdo"); $(calc "%.3f" "$cdo") | (>= 0.95 if read this way) | $(verdict "$wdo >= 0.95"); $(verdict "$cdo >= 0.95") (TLS client auth itself, see 2b) |")
 
@@ -528,7 +479,7 @@ EOF
 # 3. slowloris
 # =====================================================================
 # sl_round R TAGPREFIX UNBOUND_CONF OUTFILE: one slowloris round against a
-# fresh nginx; appends one line to OUTFILE and the loadgen results to
+# fresh nginx; appends one line to OUTFILE and the load results to
 # $T/lg.<prefix>pre, ...att, ...post; cold-lookup probes to $T/probe.
 sl_round() {
 	r=$1 fx=$2
@@ -580,12 +531,12 @@ sl_round() {
 		"$T/park.$r" | sort -n >"$T/waits.$r"
 	wmin=$(head -n 1 "$T/waits.$r") wmax=$(tail -n 1 "$T/waits.$r")
 	lg "${fx}post" "$ND" 3 $EE --name ee311.clients.test
-	logged=$(grep -c 'slow.clients.test" refused: timeout' "$T/ngx/error.log")
+	logged=$(grep -c 'slow.clients.test" refused: timeout' "$T/error.log")
 	sent=$(grep -c "\.r$r\.slow\.clients\.test tlsa" "$WORLD_QUERYLOG")
-	wnow=$(ps -o pid= --ppid "$MASTER" | tr -d ' ' | head -n 1)
+	wnow=$(ngx_workers | head -n 1)
 	[ "$wnow" = "$WORKER" ] || log "round $r: worker $WORKER replaced by $wnow"
 	stop_nginx
-	cp "$T/ngx/error.log" "$T/ngx/error.log.sl$r"
+	cp "$T/error.log" "$T/error.log.sl$r"
 	# parked park_ms rss0 rss1 rss2 early refused other wmin wmax logged sent
 	# unbound-thread-ms-in-baseline-window unbound-thread-ms-in-attack-window
 	echo "$parked $((t1 - t0)) $rss0 $rss1 $rss2 $early $refused $other ${wmin:-0} ${wmax:-0} $logged $sent $(((u1 - u0) * 1000 / HZ)) $(((u3 - u2) * 1000 / HZ))" >>"$4"
@@ -601,7 +552,7 @@ EOF
 		say ""
 		return
 	fi
-	[ -n "$ND" ] || { ND=$(port); NO=$(port); NC=$(port); NN=$(port); }
+	[ -n "$ND" ] || { ND=$(free_port); NO=$(free_port); NC=$(free_port); NN=$(free_port); }
 	: >"$T/sl"
 	: >"$T/lg.pre"; : >"$T/lg.att"; : >"$T/lg.post"
 	: >"$T/lg.fpre"; : >"$T/lg.fatt"; : >"$T/lg.fpost"
@@ -634,7 +585,7 @@ EOF
 	wmax=$(awk '{print $10}' "$T/sl" | sort -n | tail -n 1)
 	cat >>"$OUT" <<EOF
 $SL_ROUNDS rounds, each on a fresh nginx (one worker, \`dance_timeout ${PARK_TIMEOUT}s\`, \`dance_max_pending 4096\`,
-\`worker_connections 8192\`): warm the cache for ee311; **baseline before**: bench/loadgen.c, 4 threads, 3 s
+\`worker_connections 8192\`): warm the cache for ee311; **baseline before**: dance_flood --loop, 4 threads, 3 s
 of warm DANCE clients (ee311, full handshake + GET per connection); then t/tools/dance_flood opens
 **$PARK_N connections** whose dane_clientid names are distinct \`x<i>.r<round>.slow.clients.test\` (allowed by
 \`.slow.clients.test\`): each completes its handshake, sends its GET and waits on a TLSA lookup that never gets

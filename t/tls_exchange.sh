@@ -23,9 +23,6 @@ CLIENT=$BUILD/bin/dance-client
 SERVER=$BUILD/bin/dance-server
 WORLD_SH=$top/t/world/world.sh
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tls_exchange.XXXXXX")
-PASS=0
-FAIL=0
-N=0
 PIDS=
 OWN_WORLD=
 SLOG=/dev/null
@@ -43,53 +40,30 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
+. "$top/t/lib/tap.sh"
 
 if [ -z "${WORLD_ENV:-}" ]; then
 	OWN_WORLD=$TMP/world
 	if ! sh "$WORLD_SH" start "$OWN_WORLD" >"$TMP/world.log" 2>&1; then
-		cat "$TMP/world.log"
-		echo "Bail out! the DNS test world did not start"
-		echo "0 passed, 1 failed"
-		exit 1
+		bail "the DNS test world starts" "$(cat "$TMP/world.log")"
 	fi
 	WORLD_ENV=$OWN_WORLD/env
 fi
 . "$WORLD_ENV"
 C=$WORLD_CERTS
 
-ok() {
-	N=$((N + 1))
-	PASS=$((PASS + 1))
-	echo "ok $N - $1"
-}
-
-not_ok() {
-	N=$((N + 1))
-	FAIL=$((FAIL + 1))
-	echo "not ok $N - $1"
-	shift
-	for l in "$@"; do
-		printf '%s\n' "$l" | sed 's/^/#   /'
-	done
-}
-
 # check STATUS DESCRIPTION: STATUS is that of the test command just
 # run; on failure show the last client run and the server's log tail.
 check() {
-	if [ "$1" -eq 0 ]; then
-		ok "$2"
-	else
-		not_ok "$2" "client rc=$RC" "stdout: $(cat "$TMP/out")" \
-			"stderr: $(cat "$TMP/err")" \
-			"server: $(tail -n 2 "$SLOG" 2>/dev/null)"
-	fi
+	ok "$1" "$2" "client rc=$RC
+stdout: $(cat "$TMP/out" 2>/dev/null)
+stderr: $(cat "$TMP/err" 2>/dev/null)
+server: $(tail -n 2 "$SLOG" 2>/dev/null)"
 }
 
 for f in "$CLIENT" "$SERVER"; do
 	if [ ! -x "$f" ]; then
-		echo "Bail out! $f not built"
-		echo "0 passed, 1 failed"
-		exit 1
+		bail "$f not built"
 	fi
 done
 
@@ -114,9 +88,7 @@ start_server() {
 		sleep 0.05
 		i=$((i + 1))
 	done
-	echo "Bail out! dance-server $label did not start: $(cat "$SLOG")"
-	echo "$PASS passed, $((FAIL + 1)) failed"
-	exit 1
+	bail "dance-server $label starts" "$(cat "$SLOG")"
 }
 
 # stop_server: SIGTERM; the server must exit 0 (a sanitizer build
@@ -126,9 +98,9 @@ stop_server() {
 	wait "$SPID" 2>/dev/null
 	SRC=$?
 	if [ "$SRC" -eq 0 ] && grep -q "signal 15, exiting" "$SLOG"; then
-		ok "dance-server $(basename "$SLOG" .log): clean exit on SIGTERM"
+		ok 0 "dance-server $(basename "$SLOG" .log): clean exit on SIGTERM"
 	else
-		not_ok "dance-server $(basename "$SLOG" .log): exit status $SRC" \
+		ok 1 "dance-server $(basename "$SLOG" .log): exit status $SRC" \
 			"$(grep -v "^dance-server: conn=" "$SLOG" | tail -n 30)"
 	fi
 }
@@ -592,5 +564,4 @@ case $ext in
 esac
 check $? "... and dane_clientid (0xFF44) was not sent unasked (${ext:-no trace})"
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+done_testing

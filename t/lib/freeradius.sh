@@ -4,13 +4,8 @@
 # world env sourced) and defines bail(); fr_setup sets the rest.  Keeps
 # everything under $T, loopback ports only.
 
-# A free loopback port (tcp and udp).
-free_port() {
-	while :; do
-		p=$(shuf -i 20000-60000 -n 1)
-		ss -Htanu 2>/dev/null | awk '{print $5}' | grep -q ":$p\$" || { echo "$p"; return; }
-	done
-}
+# free_port (TCP and UDP)
+. "$top/t/lib/ports.sh"
 
 # fr_setup TIMEOUT_MS: directories, ports, certificates and raddb under $T
 # (K extra certs, R raddb, AUTH_PORT, TLS_PORT).

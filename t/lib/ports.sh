@@ -1,9 +1,9 @@
 # t/lib/ports.sh -- free loopback TCP ports for test and benchmark
 # servers.  Sourced.
 #
-#   free_port        prints a port on 127.0.0.1 in 11000-17999 that
-#                    nothing listens on or connects from, and that this
-#                    script has not handed out before
+#   free_port        prints a port in 11000-17999 that no TCP or UDP
+#                    socket uses, and that this script has not handed
+#                    out before
 #
 # The range lies below the test world's 20000-29999 and the kernel's
 # ephemeral range (client sockets of other tests would make bind()
@@ -15,7 +15,7 @@ free_port() {
 	while :; do
 		_p=$(( 11000 + $(od -An -N2 -tu2 /dev/urandom) % 7000 ))
 		grep -qx "$_p" "$_pf" 2>/dev/null && continue
-		if ! ss -Htan "sport = :$_p" | grep -q .; then
+		if ! ss -Htanu "sport = :$_p" | grep -q .; then
 			echo "$_p" >>"$_pf"
 			echo "$_p"
 			return 0

@@ -3,6 +3,7 @@
 #
 #   ok STATUS DESC [DIAG]    STATUS 0 passes, anything else fails; DIAG
 #                            (text) is printed as "#" lines on failure
+#                            (first 30 lines)
 #   is GOT WANT DESC         string equality, shows both on failure
 #   like FILE ERE DESC       FILE has a line matching ERE (grep -E)
 #   unlike FILE ERE DESC     FILE has none
@@ -14,6 +15,8 @@
 #   done_testing             closing "N passed, N failed" line; returns
 #                            non-zero when anything failed
 #
+# T_DIAG_FILE: a file whose head is shown under a failed ok without DIAG
+# (e.g. the output of the command just checked).
 # Counters: T_N (tests so far), T_FAIL (failed), T_SKIP (skipped).
 # Sourcing it twice does not reset them.
 
@@ -30,7 +33,11 @@ ok() {
 	else
 		T_FAIL=$((T_FAIL + 1))
 		echo "not ok $T_N - $2"
-		[ -n "${3:-}" ] && diag "$3"
+		if [ -n "${3:-}" ]; then
+			diag "$3"
+		elif [ -s "${T_DIAG_FILE:-}" ]; then
+			diag "$(head -n 20 "$T_DIAG_FILE")"
+		fi
 	fi
 	return 0
 }
