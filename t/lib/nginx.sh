@@ -72,9 +72,11 @@ fi
 
 need_module() {
 	if [ ! -x "$NGINX_BIN" ]; then
-		bail "nginx binary $NGINX_BIN (NGINX_BIN)"
+		bail "NGINX_BIN $NGINX_BIN is executable"
 	fi
-	if [ ! -f "$MODULE" ]; then
+	if [ ! -f "$MODULE" ] && [ -n "${NGINX_MODULE:-}" ]; then
+		bail "NGINX_MODULE $MODULE exists"
+	elif [ ! -f "$MODULE" ]; then
 		make -C "$TOP" BUILD="$BUILD" nginx >"$T/make.log" 2>&1 ||
 			bail "build the nginx module" "$(tail -n 20 "$T/make.log")"
 	fi
