@@ -42,8 +42,8 @@ count_output() {
 	fi
 	pass=$((pass + p)) fail=$((fail + q))
 	[ "$q" -gt 0 ] && failed_suites="$failed_suites $name"
-	printf '%-28s %4d passed, %d failed%s\n' "$name" "$p" "$q" \
-		"$([ "$ts" -gt 0 ] && echo ", $ts skipped")"
+	printf '%-28s %4d passed, %d failed%s (%d s)\n' "$name" "$p" "$q" \
+		"$([ "$ts" -gt 0 ] && echo ", $ts skipped")" "$secs"
 	skipped=$((skipped + ts))
 }
 
@@ -51,8 +51,10 @@ run_suite() {
 	name=$1
 	shift
 	out="$logdir/$name.log"
+	t0=$(date +%s)
 	"$@" >"$out" 2>&1
 	rc=$?
+	secs=$(($(date +%s) - t0))
 	count_output "$out" "$rc" "$name"
 	if [ "$rc" -ne 0 ] || [ -n "${VERBOSE:-}" ]; then
 		sed 's/^/    | /' "$out" | grep -v '^    | ok ' | tail -n 40
