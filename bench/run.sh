@@ -91,7 +91,6 @@ WORLD_ENV=$T/world/env
 # script owns $T, the nginx files go there too
 TOP=$top
 . "$top/t/lib/nginx.sh"
-qcount() { sh "$top/t/world/world.sh" count "$T/world" "$1" "${2:-TLSA}"; }
 # The world's libunbound config with libunbound's outgoing-range raised
 # from its library default (16) -- the fix measured in section 3.
 UB_FIX=$T/unbound-fix.conf
@@ -431,10 +430,10 @@ EOF
 		b=$("$FLOOD" -n 1 --us $EE --name ee311.clients.test "127.0.0.1:$ND" |
 			awk '$1 == "done" && $3 == 200 {print $4}')
 		[ -n "$a" ] && [ -n "$b" ] && echo "$a $b $((a - b))" >>"$T/cold"
-		q0=$(qcount dev.late.clients.test)
+		q0=$(world_count dev.late.clients.test)
 		timeout 30 "$FLOOD" -n 100 $EE --name dev.late.clients.test \
 			"127.0.0.1:$ND" >"$T/coal.out" 2>&1
-		q1=$(qcount dev.late.clients.test)
+		q1=$(world_count dev.late.clients.test)
 		echo "$((q1 - q0)) $(grep -c '^done [0-9]* 200 ' "$T/coal.out")" >>"$T/coal"
 		stop_nginx
 		k=$((k + 1))

@@ -12,26 +12,17 @@ BUILD=${BUILD:-$top/build}
 TLSA=$BUILD/bin/dance-tlsa
 CHECK=$BUILD/bin/dance-check
 tmp=$(mktemp -d /tmp/dance_tools.XXXXXX)
-own_world=
+. "$top/t/lib/world.sh"
 
 cleanup() {
-	[ -n "$own_world" ] && sh "$top/t/world/world.sh" stop "$own_world" \
-		>/dev/null 2>&1
+	world_stop
 	rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
 . "$top/t/lib/tap.sh"
 
-if [ -z "${WORLD_ENV:-}" ]; then
-	own_world=$tmp/world
-	if ! sh "$top/t/world/world.sh" start "$own_world" >"$tmp/world.log" \
-	    2>&1; then
-		bail "DNS world did not start" "$(cat "$tmp/world.log")"
-	fi
-	WORLD_ENV=$own_world/env
-fi
-. "$WORLD_ENV"
-C=$WORLD_CERTS
+world_use "$tmp/world" >"$tmp/world.out" ||
+	bail "DNS world starts" "$(cat "$tmp/world.out")"
 
 # the last tool's output is shown under a failed test
 T_DIAG_FILE=$tmp/out
@@ -91,8 +82,7 @@ expect_exit() {
 
 # Queries for NAME that reached the authoritative side so far.
 count() {
-	sh "$top/t/world/world.sh" count "$WORLD_DIR" "$1" 2>/dev/null ||
-		echo -1
+	world_count "$1" 2>/dev/null || echo -1
 }
 
 # --- dance-tlsa ------------------------------------------------------

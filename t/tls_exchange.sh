@@ -21,10 +21,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
 CLIENT=$BUILD/bin/dance-client
 SERVER=$BUILD/bin/dance-server
-WORLD_SH=$top/t/world/world.sh
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tls_exchange.XXXXXX")
 PIDS=
-OWN_WORLD=
 SLOG=/dev/null
 RC=0
 
@@ -35,22 +33,15 @@ cleanup() {
 	for p in $PIDS; do
 		wait "$p" 2>/dev/null
 	done
-	[ -n "$OWN_WORLD" ] && sh "$WORLD_SH" stop "$OWN_WORLD" >/dev/null 2>&1
+	world_stop
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 . "$top/t/lib/tap.sh"
-
-if [ -z "${WORLD_ENV:-}" ]; then
-	OWN_WORLD=$TMP/world
-	if ! sh "$WORLD_SH" start "$OWN_WORLD" >"$TMP/world.log" 2>&1; then
-		bail "the DNS test world starts" "$(cat "$TMP/world.log")"
-	fi
-	WORLD_ENV=$OWN_WORLD/env
-fi
-. "$WORLD_ENV"
-C=$WORLD_CERTS
+. "$top/t/lib/world.sh"
+world_use "$TMP/world" >"$TMP/world.out" ||
+	bail "the DNS test world starts" "$(cat "$TMP/world.out")"
 
 # check STATUS DESCRIPTION: STATUS is that of the test command just
 # run; on failure show the last client run and the server's log tail.
@@ -284,13 +275,13 @@ check $? "wrong key, warm: server logs REFUSED"
 client $(cert_of ee311) --name ee311.clients.test --zero-name
 refused_alert "zero-length ClientName: handshake_failure alert"
 
-before=$(sh "$WORLD_SH" count "$WORLD_DIR" notallowed-tlsx.test)
+before=$(world_count notallowed-tlsx.test)
 client $(cert_of ee311) --name notallowed-tlsx.test
 refused_alert "name outside the allow-list: handshake_failure alert"
-after=$(sh "$WORLD_SH" count "$WORLD_DIR" notallowed-tlsx.test)
+after=$(world_count notallowed-tlsx.test)
 [ "$before" = 0 ] && [ "$after" = 0 ]
 check $? "name outside the allow-list: no query reached the authoritative ($after)"
-n=$(sh "$WORLD_SH" count "$WORLD_DIR" ee311.clients.test)
+n=$(world_count ee311.clients.test)
 [ "$n" -ge 1 ]
 check $? "query counting works (ee311.clients.test: $n)"
 
@@ -492,13 +483,13 @@ done
 grep -q "outcome=ERROR .*reason=handshake timeout" "$SLOG"
 check $? "idle client dropped after --conn-timeout"
 # A client that gives up while its lookup is pending.
-before=$(sh "$WORLD_SH" count "$WORLD_DIR" y.slow.clients.test)
+before=$(world_count y.slow.clients.test)
 "$CLIENT" $(cert_of ee311) --name y.slow.clients.test "127.0.0.1:$SPORT" \
 	>/dev/null 2>&1 &
 BG=$!
 i=0
 while [ $i -lt 100 ] &&
-	[ "$(sh "$WORLD_SH" count "$WORLD_DIR" y.slow.clients.test)" = "$before" ]
+	[ "$(world_count y.slow.clients.test)" = "$before" ]
 do
 	sleep 0.02
 	i=$((i + 1))

@@ -19,21 +19,15 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$top/build}
 
 T=$(mktemp -d /tmp/dance-bench.XXXXXX)
-own_world=
+. "$top/t/lib/world.sh"
 cleanup() {
 	ngx_stop 2>/dev/null
-	[ -n "$own_world" ] && sh "$top/t/world/world.sh" stop "$T/world" \
-		>/dev/null 2>&1
+	world_stop
 	rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-if [ -z "${WORLD_ENV:-}" ]; then
-	sh "$top/t/world/world.sh" start "$T/world" >"$T/world.log" 2>&1 ||
-		{ cat "$T/world.log"; exit 1; }
-	WORLD_ENV=$T/world/env
-	own_world=1
-fi
+world_use "$T/world" || exit 1
 # nginx (NGINX_BIN, NGINX_MODULE), config head, ports, start and stop
 TOP=$top
 . "$top/t/lib/nginx.sh"

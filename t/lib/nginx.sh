@@ -8,6 +8,7 @@
 #   BUILD         absolute build directory (default TOP/build)
 #   TOP           the source tree (default: the caller's directory/..)
 # NGINX itself is unset: nginx reads it as inherited listening sockets.
+# Sources t/lib/tap.sh, ports.sh and world.sh.
 #
 # A test writes $T/nginx.conf (ngx_conf_head + "http {" + ngx_http_head
 # + its servers + "}"), calls ngx_start PORT, talks to it with dc
@@ -40,8 +41,10 @@ set -u
 : "${BUILD:=$TOP/build}"
 : "${WORLD_ENV:?WORLD_ENV must name the env file of a running world}"
 . "$WORLD_ENV"
+top=${top:-$TOP}
 . "$TOP/t/lib/tap.sh"
 . "$TOP/t/lib/ports.sh"
+. "$TOP/t/lib/world.sh"
 
 unset NGINX
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
@@ -216,5 +219,5 @@ curl() {
 }
 
 count() {	# TLSA queries for NAME that reached the authoritative side
-	sh "$TOP/t/world/world.sh" count "$WORLD_DIR" "$1"
+	world_count "$1"
 }
