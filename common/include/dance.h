@@ -85,6 +85,17 @@ const char *dance_code_str(enum dance_code code);
  * buf, for hosts' messages. */
 const char *dance_ssl_err_text(char *buf, size_t len);
 
+/*
+ * Client bytes (an EAP identity, a rejected ClientName ...) for a log
+ * line or an attribute: printable ASCII stays, backslash and double
+ * quote get a backslash, every other octet becomes \xHH.  Writes at
+ * most outlen - 1 characters and a NUL, ending in "..." when in did not
+ * fit (never in the middle of an escape).  Returns out.  Names that
+ * passed dance_name_check() need no escaping.
+ */
+const char *dance_escape(const void *in, size_t len, char *out,
+	size_t outlen);
+
 /* ------------------------------------------------------------------ */
 /* Names                                                               */
 /* ------------------------------------------------------------------ */
