@@ -658,10 +658,11 @@ ngx_http_dance_ext_type(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_dance_main_conf_t  *dmcf = conf;
 
-    char        *end;
-    u_char       buf[16];
-    ngx_str_t   *value;
-    unsigned long  n;
+    char                *end;
+    u_char               buf[16];
+    ngx_str_t           *value;
+    unsigned long        n;
+    struct dance_error   err;
 
     if (dmcf->ext_type != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
@@ -681,10 +682,12 @@ ngx_http_dance_ext_type(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         goto invalid;
     }
 
-    if (n == 0xff01 || SSL_extension_supported((unsigned int) n)) {
+    /* the suite's one code point rule */
+
+    if (dance_ext_type_check((unsigned) n, &err) != DANCE_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "extension type \"%V\" is handled by OpenSSL",
-                           &value[1]);
+                           "invalid extension type \"%V\": %s",
+                           &value[1], err.reason);
         return NGX_CONF_ERROR;
     }
 
@@ -720,10 +723,14 @@ ngx_http_dance_worker_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_OK;
     }
 
+    /* the core counts entries in an unsigned int */
+
     n = ngx_atoi(value[1].data, value[1].len);
-    if (n == NGX_ERROR || n == 0) {
+    if (n == NGX_ERROR || n == 0 || n > NGX_MAX_INT32_VALUE) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid number of entries \"%V\"", &value[1]);
+                           "invalid number of entries \"%V\", expected "
+                           "1 to %ui or \"off\"", &value[1],
+                           (ngx_uint_t) NGX_MAX_INT32_VALUE);
         return NGX_CONF_ERROR;
     }
 
