@@ -767,8 +767,6 @@ ngx_http_dance_init(ngx_conf_t *cf)
     char                        **p;
     ngx_uint_t                    s;
     ngx_http_handler_pt          *h;
-    struct dance_error            err;
-    struct dance_resolver        *res;
     ngx_http_core_srv_conf_t    **cscfp;
     ngx_http_core_main_conf_t    *cmcf;
     ngx_http_dance_srv_conf_t    *dscf;
@@ -888,28 +886,9 @@ ngx_http_dance_init(ngx_conf_t *cf)
         rc->unbound_conf = (const char *) dmcf->unbound_conf.data;
     }
 
-    /*
-     * a bad trust anchor or unbound_conf stops "nginx -t" and the first
-     * start; not every reload: libunbound's configuration parser keeps
-     * some 16K per context it reads, the master would grow each time
-     * (workers report a broken configuration and fail closed)
-     */
+    /* what a worker will do with it, as the worker's user */
 
-    if (!ngx_test_config && cf->cycle->old_cycle->conf_ctx != NULL) {
-        return NGX_OK;
-    }
-
-    res = dance_resolver_new(rc, &err);
-    if (res == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "invalid DANCE resolver configuration: %s",
-                      err.reason);
-        return NGX_ERROR;
-    }
-
-    dance_resolver_free(res);
-
-    return NGX_OK;
+    return ngx_http_dance_check_worker(cf, dmcf);
 }
 
 

@@ -89,6 +89,7 @@ struct ngx_http_dance_main_conf_s {
 
     /* per worker */
     struct dance_resolver       *resolver;
+    u_char                       unavailable[256];  /* why no resolver */
     ngx_connection_t            *connection;
     ngx_event_t                  timer;
 };
@@ -148,6 +149,8 @@ ngx_http_dance_conn_t *ngx_http_dance_conn(SSL *ssl,
     ngx_http_dance_srv_conf_t *dscf);
 ngx_uint_t ngx_http_dance_verdict(ngx_http_dance_conn_t *hc,
     SSL *ssl);
+ngx_int_t ngx_http_dance_check_worker(ngx_conf_t *cf,
+    ngx_http_dance_main_conf_t *dmcf);
 ngx_int_t ngx_http_dance_init_process(ngx_cycle_t *cycle);
 void ngx_http_dance_exit_process(ngx_cycle_t *cycle);
 

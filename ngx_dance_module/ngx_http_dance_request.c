@@ -13,6 +13,8 @@
 static ngx_int_t ngx_http_dance_log_handler(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_dance_header_is_client_copy(ngx_table_elt_t *h,
     ngx_http_dance_srv_conf_t *dscf);
+static ngx_int_t ngx_http_dance_unavailable(ngx_http_request_t *r,
+    ngx_http_dance_srv_conf_t *dscf);
 static ngx_int_t ngx_http_dance_park(ngx_http_request_t *r,
     ngx_http_dance_ctx_t *ctx, ngx_http_dance_conn_t *hc);
 static void ngx_http_dance_unpark(void *data);
@@ -68,6 +70,10 @@ ngx_http_dance_handler(ngx_http_request_t *r)
     if (ctx->parked) {
         /* a spurious wake-up, the lookup is still in flight */
         return NGX_DONE;
+    }
+
+    if (dscf->tls == NULL) {
+        return ngx_http_dance_unavailable(r, dscf);
     }
 
     hc = ngx_http_dance_request_conn(r, &misdirected);
@@ -137,9 +143,7 @@ ngx_http_dance_handler(ngx_http_request_t *r)
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "dance: client refused: %s",
                           hc ? (char *) hc->reason
-                          : dscf->tls ? "no TLS handshake with DANCE"
-                          : "DANCE unavailable in this worker (see the "
-                            "startup error)");
+                          : "no TLS handshake with DANCE");
         }
 
         if (r->connection->ssl == NULL
@@ -151,6 +155,30 @@ ngx_http_dance_handler(ngx_http_request_t *r)
 
         return NGX_HTTPS_CERT_ERROR;
     }
+}
+
+
+/*
+ * This worker could not set DANCE up (its resolver: see the startup
+ * error).  Nobody can be authenticated here, which is the server's
+ * fault, not the client's: 503, with the reason in the log.
+ */
+
+static ngx_int_t
+ngx_http_dance_unavailable(ngx_http_request_t *r,
+    ngx_http_dance_srv_conf_t *dscf)
+{
+    if (dscf->mode == NGX_HTTP_DANCE_OPTIONAL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "dance: no client can be authenticated by this worker: "
+                  "%s", dscf->dmcf->unavailable[0]
+                        ? (char *) dscf->dmcf->unavailable
+                        : "DANCE is not set up");
+
+    return NGX_HTTP_SERVICE_UNAVAILABLE;
 }
 
 

@@ -9,6 +9,10 @@
 
 #include "ngx_http_dance_module.h"
 
+#include <grp.h>
+#include <pwd.h>
+#include <sys/wait.h>
+
 
 static void ngx_http_dance_conn_cleanup(void *data);
 static ngx_uint_t ngx_http_dance_legacy(ngx_http_dance_conn_t *hc,
@@ -621,6 +625,128 @@ ngx_http_dance_timer_update(ngx_http_dance_main_conf_t *dmcf)
 
 
 /*
+ * At configuration time (start, "nginx -t", reload), a child process
+ * does what a worker will do: as the worker's user, it creates the
+ * resolver, which reads the trust anchors, dance_unbound_conf and
+ * dance_forward_tls_ca.  A file the worker cannot read then stops nginx
+ * with the reason, instead of a worker that authenticates nobody.  In a
+ * child, libunbound's per-parse memory is not kept by the master, so
+ * every reload is checked.  The "user" directive is known here when it
+ * comes before "http", as it conventionally does; otherwise nginx's
+ * default user is assumed.
+ */
+
+ngx_int_t
+ngx_http_dance_check_worker(ngx_conf_t *cf, ngx_http_dance_main_conf_t *dmcf)
+{
+    int                     fd[2], status;
+    char                    why[512];
+    ssize_t                 n;
+    ngx_pid_t               pid;
+    const char             *user;
+    struct group           *grp;
+    struct passwd          *pwd;
+    ngx_core_conf_t        *ccf;
+    struct dance_error      err;
+    struct dance_resolver  *res;
+    ngx_uid_t               uid;
+    ngx_gid_t               gid;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cf->cycle->conf_ctx,
+                                           ngx_core_module);
+
+    uid = 0;
+    gid = 0;
+    user = "root";
+
+    if (geteuid() == 0) {
+        if (ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+            uid = ccf->user;
+            gid = ccf->group;
+            user = ccf->username;
+
+        } else {
+            pwd = getpwnam(NGX_USER);
+            grp = getgrnam(NGX_GROUP);
+
+            if (pwd && grp) {
+                uid = pwd->pw_uid;
+                gid = grp->gr_gid;
+                user = NGX_USER;
+            }
+        }
+    }
+
+    if (pipe(fd) == -1) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno, "pipe() failed");
+        return NGX_ERROR;
+    }
+
+    pid = fork();
+
+    if (pid == -1) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, ngx_errno, "fork() failed");
+        close(fd[0]);
+        close(fd[1]);
+        return NGX_ERROR;
+    }
+
+    if (pid == 0) {
+        close(fd[0]);
+        why[0] = '\0';
+
+        if (uid != 0
+            && (setgid(gid) == -1 || initgroups(user, gid) == -1
+                || setuid(uid) == -1))
+        {
+            ngx_snprintf((u_char *) why, sizeof(why) - 1,
+                         "cannot become the worker's user: %s%Z",
+                         strerror(errno));
+
+        } else {
+            res = dance_resolver_new(&dmcf->resolver_cfg, &err);
+
+            if (res == NULL) {
+                ngx_cpystrn((u_char *) why, (u_char *) err.reason,
+                            sizeof(why));
+            }
+        }
+
+        n = write(fd[1], why, ngx_strlen(why));
+        _exit(n < 0 || why[0] != '\0');
+    }
+
+    close(fd[1]);
+    n = read(fd[0], why, sizeof(why) - 1);
+    close(fd[0]);
+
+    why[n > 0 ? n : 0] = '\0';
+
+    /*
+     * the master's SIGCHLD handler may have reaped the child already
+     * (ECHILD): then the reason it wrote, or none, is the answer
+     */
+
+    status = 0;
+
+    while (waitpid(pid, &status, 0) == -1 && ngx_errno == NGX_EINTR) {
+        /* void */
+    }
+
+    if (why[0] == '\0' && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                  "invalid DANCE resolver configuration for the workers "
+                  "(user \"%s\"): %s", user,
+                  why[0] ? why : "the check failed");
+
+    return NGX_ERROR;
+}
+
+
+/*
  * Each worker: its resolver (libunbound contexts do not survive a
  * fork), the descriptor in the event loop, and the core's TLS glue on
  * every DANCE server's SSL_CTX.
@@ -652,6 +778,8 @@ ngx_http_dance_init_process(ngx_cycle_t *cycle)
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                       "dance: cannot create the resolver: %s; "
                       "no client will be authenticated", err.reason);
+        ngx_cpystrn(dmcf->unavailable, (u_char *) err.reason,
+                    sizeof(dmcf->unavailable));
         return NGX_OK;
     }
 
