@@ -574,8 +574,9 @@ struct dance_name_sources {
 };
 
 /*
- * Parse a host's configuration string: "extension", "san", "identity",
- * separated by commas and/or blanks, each at most once, at least one
+ * Parse a host's configuration string: "extension" (or "ext"), "san",
+ * "identity", case-insensitive, separated by commas and/or blanks, each
+ * at most once, at least one
  * (e.g. "extension,san,identity" or "extension san").  The order is the
  * order the legacy sources (san, identity) are tried; a client that
  * sent dane_clientid always uses it when "extension" is listed (it

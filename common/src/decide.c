@@ -111,10 +111,13 @@ dance_name_sources_parse(const char *spec, struct dance_name_sources *out,
 			    strncasecmp(w, source_names[k], len) == 0)
 				break;
 		}
+		/* hostapd's configuration spells it "ext". */
+		if (len == 3 && strncasecmp(w, "ext", 3) == 0)
+			k = DANCE_SRC_EXTENSION;
 		if (k > DANCE_SRC_MAX)
 			return dance_err_set(err, DANCE_ERR_CONFIG, "unknown "
-				"name source \"%.*s\" (use extension, san, "
-				"identity)", (int)(len > 64 ? 64 : len), w);
+				"name source \"%.*s\" (use extension or ext, "
+				"san, identity)", (int)(len > 64 ? 64 : len), w);
 		for (i = 0; i < s.n; i++) {
 			if (s.src[i] == (enum dance_name_source)k)
 				return dance_err_set(err, DANCE_ERR_CONFIG,

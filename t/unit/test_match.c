@@ -1601,15 +1601,33 @@ test_tls_sni_switch(void **state)
 	world_free(&w);
 }
 
+/* A threaded resolver whose forwarder never answers (discard port);
+ * "test." names end as libunbound's local-zone NXDOMAIN or timeout. */
+static struct dance_resolver *
+threaded_resolver(struct fx *f)
+{
+	const char *tas[2] = { f->ta_file, NULL };
+	const char *fwd[2] = { "127.0.0.1@9", NULL };
+	struct dance_resolver_cfg rc;
+	struct dance_resolver *res;
+	struct dance_error e;
+
+	dance_resolver_cfg_init(&rc);
+	rc.mode = DANCE_RESOLVER_THREADED;
+	rc.trust_anchor_files = tas;
+	rc.forwarders = fwd;
+	rc.timeout_ms = 300;
+	res = dance_resolver_new(&rc, &e);
+	assert_non_null(res);
+	return res;
+}
+
 /* Threaded resolver: the parse callback waits (bounded) in the
  * handshake; a non-secure outcome fails a required handshake. */
 static void
 test_tls_threaded(void **state)
 {
 	struct fx *f = *state;
-	const char *tas[2] = { f->ta_file, NULL };
-	const char *fwd[2] = { "127.0.0.1@9", NULL };
-	struct dance_resolver_cfg rc;
 	struct dance_tls_server *srv;
 	struct dance_resolver *res;
 	struct dance_answer *a;
@@ -1620,13 +1638,7 @@ test_tls_threaded(void **state)
 	SSL_CTX *cctx, *sctx;
 
 	world_init(&w, f, 1, 1, NULL);
-	dance_resolver_cfg_init(&rc);
-	rc.mode = DANCE_RESOLVER_THREADED;
-	rc.trust_anchor_files = tas;
-	rc.forwarders = fwd;
-	rc.timeout_ms = 300;
-	res = dance_resolver_new(&rc, &e);
-	assert_non_null(res);
+	res = threaded_resolver(f);
 	assert_int_equal(dance_resolver_get_mode(res),
 		DANCE_RESOLVER_THREADED);
 	w.cfg.resolver = res;
@@ -2449,9 +2461,6 @@ static void
 test_decide_threaded(void **state)
 {
 	struct fx *f = *state;
-	const char *tas[2] = { f->ta_file, NULL };
-	const char *fwd[2] = { "127.0.0.1@9", NULL };
-	struct dance_resolver_cfg rc;
 	struct dance_resolver *res;
 	struct dance_error e;
 	struct dance_conn *c;
@@ -2460,13 +2469,7 @@ test_decide_threaded(void **state)
 	SSL_CTX *cctx;
 
 	world_init(&w, f, 0, 0, NULL);
-	dance_resolver_cfg_init(&rc);
-	rc.mode = DANCE_RESOLVER_THREADED;
-	rc.trust_anchor_files = tas;
-	rc.forwarders = fwd;
-	rc.timeout_ms = 300;
-	res = dance_resolver_new(&rc, &e);
-	assert_non_null(res);
+	res = threaded_resolver(f);
 	w.cfg.resolver = res;
 	assert_int_equal(dance_name_sources_parse("identity",
 		&w.cfg.sources, &e), DANCE_OK);
