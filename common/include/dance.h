@@ -34,6 +34,10 @@
  * A dance_resolver in DANCE_RESOLVER_EVENT mode must be driven from one
  * thread; in DANCE_RESOLVER_THREADED mode, all functions
  * are thread-safe and dance_resolve_wait() may be called from any thread.
+ * With a threaded resolver, one dance_tls_server serves connections on
+ * many threads: dance_conn_decide() for different SSLs may run at the
+ * same time (the waiting budget has its own lock); one SSL is used by
+ * one thread at a time, as OpenSSL requires.
  */
 #ifndef DANCE_H
 #define DANCE_H
@@ -202,12 +206,14 @@ int dance_ext_parse(const unsigned char *in, size_t inlen, char *name,
 	struct dance_error *err);
 
 /*
- * Can type carry dane_clientid?  DANCE_OK for a 16-bit type that
- * OpenSSL does not handle itself (SSL_CTX_add_custom_ext would refuse
- * it); DANCE_ERR_CONFIG for > 0xFFFF, 0xFF01 (renegotiation_info) and
- * the other built-in types.  0 (server_name) is refused too: map "0 is
- * the default" before calling.  For hosts that check their
- * configuration early; the TLS glue checks again.
+ * Can type carry dane_clientid?  The one code-point rule of the suite:
+ * every host checks its configured value with this (and words its
+ * message around err's reason), so a type that works in one host works
+ * in all.  DANCE_OK for a 16-bit type that OpenSSL does not handle
+ * itself (SSL_CTX_add_custom_ext would refuse it), e.g. 0x1234 or
+ * 0xFF44; DANCE_ERR_CONFIG for > 0xFFFF, 0xFF01 (renegotiation_info)
+ * and the other built-in types.  0 (server_name) is refused too: map
+ * "0 is the default" before calling.  The TLS glue checks again.
  */
 int dance_ext_type_check(unsigned type, struct dance_error *err);
 
