@@ -60,7 +60,8 @@ cli_parse_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
 		*al = SSL_AD_UNSUPPORTED_EXTENSION;
 		return 0;
 	}
-	/* The request is empty; tolerate an empty ClientName vector. */
+	/* A zero-length ClientName (draft -13), or the empty
+	 * extension_data of older servers (the tls-clientid draft). */
 	if (inlen == 0 || (inlen == 1 && in[0] == 0))
 		return 1;
 	*al = SSL_AD_DECODE_ERROR;

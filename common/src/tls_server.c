@@ -6,7 +6,8 @@
  * extensions, so such clients simply stay in state NONE; a TLS 1.3
  * client without the extension is NONE too, or fails the handshake
  * under refuse_no_ext):
- *   CertificateRequest  add_cb sends an empty dane_clientid;
+ *   CertificateRequest  add_cb sends dane_clientid with a zero-length
+ *                       ClientName (one octet 00);
  *   client Certificate  parse_cb (leaf entry) checks syntax and the
  *                       allow-list (failure: handshake_failure, no DNS,
  *                       unless defer_refuse), then (decide.c)
@@ -40,11 +41,14 @@ srv_add_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
 	const unsigned char **out, size_t *outlen, X509 *x, size_t chainidx,
 	int *al, void *add_arg)
 {
+	/* draft -13: extension_data is always opaque ClientName<0..255>;
+	 * the request is a zero-length ClientName, one octet 00. */
+	static const unsigned char zero_length_name[1] = { 0 };
+
 	if ((context & SSL_EXT_TLS1_3_CERTIFICATE_REQUEST) == 0)
 		return 0;
-	/* The request is an empty extension_data. */
-	*out = NULL;
-	*outlen = 0;
+	*out = zero_length_name;
+	*outlen = sizeof(zero_length_name);
 	return 1;
 }
 
@@ -52,7 +56,7 @@ static void
 srv_free_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
 	const unsigned char *out, void *add_arg)
 {
-	/* Nothing allocated: srv_add_cb sends no data. */
+	/* Nothing allocated: srv_add_cb sends a static octet. */
 }
 
 /* A bad or disallowed name: no DNS.  The handshake ends here unless
