@@ -2018,6 +2018,17 @@ world_sources(struct world *w, struct fx *f, int required,
 	world_rebuild(w);
 }
 
+/* Everything was decided without a DNS query; free w. */
+static void
+world_free_no_query(struct world *w)
+{
+	struct dance_resolver_stats st;
+
+	dance_resolver_stats(w->res, &st);
+	assert_int_equal(st.queries, 0);
+	world_free(w);
+}
+
 /* Decide for the server side of h; check status and its text. */
 static struct dance_conn *
 decide(struct hs *h, enum dance_status want, const char *text)
@@ -2127,7 +2138,6 @@ test_decide_extension(void **state)
 	struct fx *f = *state;
 	static const unsigned char bad_name[] = { 3, 'a', '.', '.' };
 	struct raw_ext bad = { bad_name, sizeof(bad_name), 0 };
-	struct dance_resolver_stats st;
 	struct dance_conn *c;
 	struct world w;
 	struct hs h;
@@ -2193,10 +2203,8 @@ test_decide_extension(void **state)
 	assert_int_equal(dance_conn_reason_code(c), DANCE_REASON_NO_EXT);
 	assert_non_null(strstr(dance_conn_reason(c), "no dane_clientid"));
 	hs_free(&h);
-	dance_resolver_stats(w.res, &st);
-	assert_int_equal(st.queries, 0);
 	SSL_CTX_free(cctx);
-	world_free(&w);
+	world_free_no_query(&w);
 }
 
 /* Source "san": TLS 1.2 and TLS 1.3 clients without dane_clientid. */
@@ -2206,7 +2214,6 @@ test_decide_san(void **state)
 	struct fx *f = *state;
 	struct cspec s = { "ee-wrong", "DNS:" N_EE, 0, -1, 365, NULL, NULL };
 	X509 *wrong = mkcert(f->k_other, &s);
-	struct dance_resolver_stats st;
 	struct dance_conn *c;
 	struct world w;
 	struct hs h;
@@ -2268,10 +2275,21 @@ test_decide_san(void **state)
 	assert_int_equal(dance_conn_source(c), DANCE_SRC_EXTENSION);
 	hs_free(&h);
 	SSL_CTX_free(cctx);
-	dance_resolver_stats(w.res, &st);
-	assert_int_equal(st.queries, 0);
 	X509_free(wrong);
-	world_free(&w);
+	world_free_no_query(&w);
+}
+
+/* Handshake of a client of cctx; the host gives identity (NULL: none);
+ * decide as wanted. */
+static struct dance_conn *
+decide_identity(struct hs *h, SSL_CTX *cctx, SSL_CTX *sctx,
+	const char *identity, enum dance_status want, const char *text)
+{
+	handshake(cctx, sctx, h);
+	if (identity != NULL)
+		assert_int_equal(dance_conn_set_identity(h->s, identity),
+			DANCE_OK);
+	return decide(h, want, text);
 }
 
 /* Source "identity", and the order of the legacy sources. */
@@ -2289,31 +2307,26 @@ test_decide_identity(void **state)
 	world_cache(&w, "x.clients.test", DANCE_DNS_NODATA, 0, 0, 0, NULL);
 	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 1);
 	/* No identity given. */
-	handshake(cctx, w.sctx, &h);
-	c = decide(&h, DANCE_STATUS_NONE, "NONE");
+	c = decide_identity(&h, cctx, w.sctx, NULL, DANCE_STATUS_NONE,
+		"NONE");
 	assert_int_equal(dance_conn_reason_code(c), DANCE_REASON_NO_NAME);
 	assert_non_null(strstr(dance_conn_reason(c), "identity: none"));
 	hs_free(&h);
 	/* An identity that is a name the allow-list admits. */
-	handshake(cctx, w.sctx, &h);
-	assert_int_equal(dance_conn_set_identity(h.s, "EE.clients.test"),
-		DANCE_OK);
-	c = decide(&h, DANCE_STATUS_SUCCESS, "SUCCESS");
+	c = decide_identity(&h, cctx, w.sctx, "EE.clients.test",
+		DANCE_STATUS_SUCCESS, "SUCCESS");
 	assert_int_equal(dance_conn_source(c), DANCE_SRC_IDENTITY);
 	assert_string_equal(dance_conn_name(c), N_EE);
 	hs_free(&h);
 	/* Not a DNS name. */
-	handshake(cctx, w.sctx, &h);
-	assert_int_equal(dance_conn_set_identity(h.s, "user@corp"), DANCE_OK);
-	c = decide(&h, DANCE_STATUS_NONE, "NONE");
+	c = decide_identity(&h, cctx, w.sctx, "user@corp",
+		DANCE_STATUS_NONE, "NONE");
 	assert_int_equal(dance_conn_reason_code(c), DANCE_REASON_NO_NAME);
 	assert_non_null(strstr(dance_conn_reason(c), "identity \"user@corp\""));
 	hs_free(&h);
 	/* A name outside the allow-list. */
-	handshake(cctx, w.sctx, &h);
-	assert_int_equal(dance_conn_set_identity(h.s, "ee.elsewhere.test"),
-		DANCE_OK);
-	c = decide(&h, DANCE_STATUS_NONE, "NONE");
+	c = decide_identity(&h, cctx, w.sctx, "ee.elsewhere.test",
+		DANCE_STATUS_NONE, "NONE");
 	assert_int_equal(dance_conn_reason_code(c), DANCE_REASON_NOT_ALLOWED);
 	hs_free(&h);
 	/* Identity before SAN: the identity's name, and its NODATA. */
@@ -2323,10 +2336,8 @@ test_decide_identity(void **state)
 	world_rebuild(&w);
 	SSL_CTX_free(cctx);
 	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 1);
-	handshake(cctx, w.sctx, &h);
-	assert_int_equal(dance_conn_set_identity(h.s, "x.clients.test"),
-		DANCE_OK);
-	c = decide(&h, DANCE_STATUS_FAILED, "FAILED:nodata");
+	c = decide_identity(&h, cctx, w.sctx, "x.clients.test",
+		DANCE_STATUS_FAILED, "FAILED:nodata");
 	assert_string_equal(dance_conn_name(c), "x.clients.test");
 	hs_free(&h);
 	/* SAN before identity: the SAN's name. */
@@ -2335,10 +2346,8 @@ test_decide_identity(void **state)
 	world_rebuild(&w);
 	SSL_CTX_free(cctx);
 	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 1);
-	handshake(cctx, w.sctx, &h);
-	assert_int_equal(dance_conn_set_identity(h.s, "x.clients.test"),
-		DANCE_OK);
-	c = decide(&h, DANCE_STATUS_SUCCESS, "SUCCESS");
+	c = decide_identity(&h, cctx, w.sctx, "x.clients.test",
+		DANCE_STATUS_SUCCESS, "SUCCESS");
 	assert_int_equal(dance_conn_source(c), DANCE_SRC_SAN);
 	/* Without a server on the SSL_CTX, no identity can be set. */
 	assert_int_equal(dance_conn_set_identity(h.c, "x.clients.test"),
