@@ -148,7 +148,7 @@ EOF
 	is "$(id_of "$T/o")" "ee311.clients.test" "workers as nobody: a client authenticates"
 
 	chmod 600 "$T/pub/ub.conf"
-	"$NGINX" -t -p "$T" -c "$T/nginx.conf" >"$T/t.out" 2>&1
+	"$NGINX_BIN" -t -p "$T" -c "$T/nginx.conf" >"$T/t.out" 2>&1
 	[ $? -ne 0 ] && grep -Eq 'invalid DANCE resolver configuration for the workers \(user "nobody"\): .*ub.conf' "$T/t.out"
 	ok $? "nginx -t: a file the workers cannot read is refused, with the reason" "$(cat "$T/t.out")"
 

@@ -37,9 +37,7 @@ esac
 out=$BUILD/$base
 work=$out/src
 
-# The module's nginx "config" file: at the top or in ngx_dance_module/.
-addon=$top
-[ -f "$top/ngx_dance_module/config" ] && addon=$top/ngx_dance_module
+addon=$top/ngx_dance_module	# its nginx "config" file
 
 want=$(cat "$tarball" "$addon/config" | cksum)
 stamp=$out/.dance-stamp
