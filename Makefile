@@ -3,7 +3,8 @@
 #   make deps        install Debian packages (apt-get, idempotent)
 #   make             libdance.a + CLI tools in build/
 #   make test        unit + integration tests, closing "N passed, N failed"
-#                    (nginx suites against Debian's nginx and $(NGINX_UPSTREAM))
+#                    (nginx suites against Debian's nginx and nginx 1.31.4
+#                    built from ../shared/upstream: make nginx-upstream)
 #   make test-asan   the same core tests under ASan+UBSan
 #   make fuzz        libFuzzer targets, FUZZ_SECONDS each
 #   make demo        deps, build, local DNSSEC world, authenticate a device
