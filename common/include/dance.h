@@ -700,14 +700,18 @@ struct dance_tls_server_cfg {
 	 * why; the host logs it (OpenSSL's own error says only "bad
 	 * extension" or "certificate verify failed"). */
 	dance_conn_cb on_refuse;
-	/* 1: a TLS 1.3 client that sends a certificate without
-	 * dane_clientid fails the handshake with handshake_failure (the
-	 * draft's MUST for servers that require DANCE; state REJECTED,
-	 * reason no-ext, on_refuse called).  Set it when DANCE is required
-	 * and no legacy name source (san/identity) is configured.  TLS 1.2
-	 * clients are never refused for this, as TLS 1.2 cannot carry the
-	 * extension; a client without any certificate is the host's
-	 * policy.  0: such clients stay in state NONE. */
+	/* 1: DANCE is required and the extension is the only name
+	 * source: the draft's MUSTs are kept in the handshake.  A TLS 1.3
+	 * client that sends a certificate without dane_clientid fails with
+	 * handshake_failure (state REJECTED, reason no-ext, on_refuse
+	 * called); no version below TLS 1.3 is negotiated (the SSL_CTX's
+	 * minimum version, and a TLS 1.2 client that still gets there
+	 * through SNI fails with handshake_failure, reason protocol); a
+	 * client that sends no certificate fails (OpenSSL's alert:
+	 * handshake_failure in TLS 1.2, certificate_required in TLS 1.3).
+	 * Set it when DANCE is required and no legacy name source
+	 * (san/identity) is configured.  0: such clients stay in state
+	 * NONE, for the host to judge. */
 	int refuse_no_ext;
 };
 
