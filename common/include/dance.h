@@ -297,6 +297,34 @@ struct dance_answer *dance_answer_deserialize(const unsigned char *buf,
 /* Resolver                                                            */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Second cache tier, optional: a cache shared beyond one resolver, such
+ * as nginx's shared memory zone that every worker sees.  The resolver
+ * asks get() on a miss of its own cache when no query for the name is
+ * in flight here, before starting one (and before the max_pending cap):
+ * a hit is kept in the resolver's cache for the rest of its TTL and
+ * handed out as a cache hit (from_cache 1, counted in tier_hits).
+ * After a query, every answer the resolver caches (ttl > 0, not ERROR
+ * or OVERLOAD) goes to put(); answers from get() and from
+ * dance_resolver_cache_put() do not.
+ *
+ * get(arg, name): name is checked and lower-cased.  Return a new
+ * reference (e.g. from dance_answer_deserialize) for exactly that name,
+ * with ttl set to the seconds it may still be used, or NULL.
+ * put(arg, a): a is valid during the call only; keep it ttl seconds at
+ * most.  Both run with the resolver's lock held, on the caller's or the
+ * driving thread: they must not call back into the resolver, and should
+ * not block.  Answers in the tier must come from resolvers with the
+ * same trust configuration (dance_resolver_cfg_digest()) and their
+ * expiry must not follow the wall clock (a clock stepped back would
+ * keep a revoked TLSA set alive).
+ */
+struct dance_cache_tier {
+	struct dance_answer *(*get)(void *arg, const char *name);
+	void (*put)(void *arg, const struct dance_answer *a);
+	void *arg;
+};
+
 enum dance_resolver_mode {
 	/* Host event loop: poll dance_resolver_fd(), call
 	 * dance_resolver_process(); never blocks. */
@@ -354,6 +382,7 @@ struct dance_resolver_cfg {
 	uint32_t neg_ttl;	/* upper bound for negative, default 60;
 				 * insecure answers get exactly this */
 	uint32_t fail_ttl;	/* SERVFAIL/bogus/timeout, default 5; 0 = none */
+	struct dance_cache_tier tier;	/* second tier; none by default */
 };
 
 /* Fills in the defaults above. */
@@ -422,7 +451,8 @@ struct dance_answer *dance_resolve_wait(struct dance_resolver *r,
 
 struct dance_resolver_stats {
 	unsigned long lookups;		/* dance_resolver_lookup/wait calls */
-	unsigned long cache_hits;
+	unsigned long cache_hits;	/* the resolver's own cache */
+	unsigned long tier_hits;	/* the second tier (cfg.tier) */
 	unsigned long queries;		/* distinct queries started
 					 * (libunbound or trust_ad) */
 	unsigned long coalesced;	/* joined an in-flight query */
