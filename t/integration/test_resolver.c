@@ -1481,6 +1481,115 @@ test_config_errors(void **state)
 	unlink(conf);
 }
 
+/* A second cache tier as a host keeps one (e.g. nginx's shared zone):
+ * one serialized answer, and what the resolver asked of it. */
+struct tier {
+	unsigned char buf[4096];
+	size_t len;
+	int gets, puts;
+	int wrong_name;		/* get() answers for another name */
+};
+
+static struct dance_answer *
+tier_get(void *arg, const char *name)
+{
+	struct tier *t = arg;
+	struct dance_answer *a;
+
+	t->gets++;
+	if (t->len == 0)
+		return NULL;
+	a = dance_answer_deserialize(t->buf, t->len);
+	assert_non_null(a);
+	if (!t->wrong_name && strcmp(a->name, name) != 0) {
+		dance_answer_unref(a);
+		return NULL;
+	}
+	return a;
+}
+
+static void
+tier_put(void *arg, const struct dance_answer *a)
+{
+	struct tier *t = arg;
+
+	t->puts++;
+	assert_int_equal(a->from_cache, 0);
+	t->len = dance_answer_serialize(a, t->buf, sizeof(t->buf));
+	assert_true(t->len > 0);
+}
+
+static struct dance_resolver *
+mk_tier(void **state, struct tier *t)
+{
+	struct dance_resolver_cfg c;
+
+	var_cfg(state, &c, DANCE_RESOLVER_EVENT);
+	c.tier.get = tier_get;
+	c.tier.put = tier_put;
+	c.tier.arg = t;
+	return mk(&c);
+}
+
+/* The tier is asked on a local miss before any query and filled after
+ * a fresh answer; a second resolver on the same tier asks no DNS. */
+static void
+test_cache_tier(void **state)
+{
+	const char *name = "ee311.clients.test";
+	struct dance_resolver *r1, *r2, *r3;
+	struct dance_answer *a;
+	struct tier t;
+
+	memset(&t, 0, sizeof(t));
+	r1 = mk_tier(state, &t);
+	a = ev_lookup(r1, name, 5000);
+	expect_status(a, DANCE_DNS_SECURE);
+	assert_int_equal(a->from_cache, 0);
+	dance_answer_unref(a);
+	assert_int_equal(t.gets, 1);		/* missed, then the query */
+	assert_int_equal(t.puts, 1);		/* filled after it */
+	assert_int_equal(stats(r1).queries, 1);
+	a = ev_lookup(r1, name, 100);		/* local hit: tier not asked */
+	assert_int_equal(a->from_cache, 1);
+	dance_answer_unref(a);
+	assert_int_equal(t.gets, 1);
+
+	r2 = mk_tier(state, &t);
+	a = ev_lookup(r2, name, 100);		/* synchronous tier hit */
+	expect_status(a, DANCE_DNS_SECURE);
+	assert_int_equal(a->from_cache, 1);
+	expect_rr(&a->rr[0], 3, 1, 1, "ee311");
+	dance_answer_unref(a);
+	assert_int_equal(t.gets, 2);
+	assert_int_equal(t.puts, 1);		/* not written back */
+	assert_int_equal(stats(r2).queries, 0);
+	assert_int_equal(stats(r2).tier_hits, 1);
+	assert_int_equal(stats(r2).cache_hits, 0);
+	a = dance_resolver_cached(r2, name);	/* now in r2's own cache */
+	assert_non_null(a);
+	dance_answer_unref(a);
+	assert_int_equal(t.gets, 2);
+	/* A peek asks the tier too. */
+	a = dance_resolver_cached(r1, "ee312.clients.test");
+	assert_null(a);
+	assert_int_equal(t.gets, 3);
+
+	/* An answer for another name is not taken. */
+	t.wrong_name = 1;
+	r3 = mk_tier(state, &t);
+	a = ev_lookup(r3, "ee312.clients.test", 5000);
+	expect_status(a, DANCE_DNS_SECURE);
+	assert_string_equal(a->name, "ee312.clients.test");
+	assert_int_equal(a->from_cache, 0);
+	dance_answer_unref(a);
+	assert_int_equal(stats(r3).queries, 1);
+	assert_int_equal(stats(r3).tier_hits, 0);
+	dance_resolver_free(r1);
+	dance_resolver_free(r2);
+	dance_resolver_free(r3);
+}
+
 static void
 test_bad_names(void **state)
 {
@@ -2129,6 +2238,7 @@ static const struct CMUnitTest shared_tests[] = {
 	cmocka_unit_test(test_threaded_coalesce),
 	cmocka_unit_test(test_threaded_cancel),
 	cmocka_unit_test(test_serialize),
+	cmocka_unit_test(test_cache_tier),
 	cmocka_unit_test(test_bad_names),
 };
 
