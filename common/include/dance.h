@@ -388,6 +388,19 @@ struct dance_resolver_cfg {
 /* Fills in the defaults above. */
 void dance_resolver_cfg_init(struct dance_resolver_cfg *cfg);
 
+/*
+ * SHA-256 over what decides which answers a resolver trusts: the trust
+ * anchor files (names and CONTENT), trust_ad, forwarders, forward_tls,
+ * tls_ca_file and unbound_conf (names and content; not files these
+ * include) and the TTL caps.  A host keeping answers beyond one resolver
+ * (struct dance_cache_tier) stores it with them and drops them when it
+ * changes, e.g. at a reload that removes an anchor.  DANCE_ERR_CONFIG
+ * when a file cannot be read.
+ */
+#define DANCE_DIGEST_LEN 32
+int dance_resolver_cfg_digest(const struct dance_resolver_cfg *cfg,
+	unsigned char out[DANCE_DIGEST_LEN], struct dance_error *err);
+
 struct dance_resolver;
 struct dance_lookup;
 

@@ -880,6 +880,60 @@ test_no_cache(void **state)
 	dance_resolver_free(r);
 }
 
+/* The trust digest follows the anchors' content and every trust
+ * setting, and nothing else. */
+static void
+test_cfg_digest(void **state)
+{
+	unsigned char d0[DANCE_DIGEST_LEN], d[DANCE_DIGEST_LEN];
+	struct dance_resolver_cfg c;
+	struct dance_error e;
+	char ta[PATH_MAX + 32];
+	const char *tas[2] = { ta, NULL };
+	const char *fw[2] = { "127.0.0.1@53", NULL };
+	FILE *f;
+
+	(void)state;
+	snprintf(ta, sizeof(ta), "%s/digest-ta.%d", w_tmp, (int)getpid());
+	assert_non_null(f = fopen(ta, "w"));
+	fputs("test. IN DS 1 13 2 00\n", f);
+	fclose(f);
+	world_cfg(&c, DANCE_RESOLVER_EVENT);
+	c.trust_anchor_files = tas;
+	assert_int_equal(dance_resolver_cfg_digest(&c, d0, &e), DANCE_OK);
+	c.timeout_ms = 7;		/* not about trust */
+	c.max_pending = 3;
+	c.cache_size = 0;
+	c.mode = DANCE_RESOLVER_THREADED;
+	assert_int_equal(dance_resolver_cfg_digest(&c, d, &e), DANCE_OK);
+	assert_memory_equal(d, d0, sizeof(d));
+	/* Same file name, other content. */
+	assert_non_null(f = fopen(ta, "w"));
+	fputs("test. IN DS 1 13 2 01\n", f);
+	fclose(f);
+	assert_int_equal(dance_resolver_cfg_digest(&c, d, &e), DANCE_OK);
+	assert_memory_not_equal(d, d0, sizeof(d));
+	memcpy(d0, d, sizeof(d));
+	c.trust_ad = 1;
+	assert_int_equal(dance_resolver_cfg_digest(&c, d, &e), DANCE_OK);
+	assert_memory_not_equal(d, d0, sizeof(d));
+	c.trust_ad = 0;
+	c.max_ttl = 3599;
+	assert_int_equal(dance_resolver_cfg_digest(&c, d, &e), DANCE_OK);
+	assert_memory_not_equal(d, d0, sizeof(d));
+	c.max_ttl = 3600;
+	c.forwarders = fw;
+	assert_int_equal(dance_resolver_cfg_digest(&c, d, &e), DANCE_OK);
+	assert_memory_not_equal(d, d0, sizeof(d));
+	c.forwarders = NULL;
+	assert_int_equal(dance_resolver_cfg_digest(&c, d, &e), DANCE_OK);
+	assert_memory_equal(d, d0, sizeof(d));
+	unlink(ta);
+	assert_int_equal(dance_resolver_cfg_digest(&c, d, &e),
+		DANCE_ERR_CONFIG);
+	assert_non_null(strstr(e.reason, ta));
+}
+
 static void
 test_cache_put_lru(void **state)
 {
@@ -2250,6 +2304,7 @@ static const struct CMUnitTest lu_tests[] = {
 	cmocka_unit_test(test_slow_does_not_starve),
 	cmocka_unit_test(test_ttl_expiry),
 	cmocka_unit_test(test_cache_put_lru),
+	cmocka_unit_test(test_cfg_digest),
 	cmocka_unit_test(test_forwarder),
 	cmocka_unit_test(test_config_errors),
 };
