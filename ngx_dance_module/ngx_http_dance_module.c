@@ -15,7 +15,7 @@
  *     timer live in nginx's event loop;
  *   - on a cache hit the core arms OpenSSL's DANE verifier inside the
  *     handshake; on a miss the lookup starts in the handshake (from our
- *     verify callback, after a look into the shared cache) and requests
+ *     verify callback; the core asks the shared cache first) and requests
  *     wait in the post-read phase until the answer is in;
  *   - the verdict is kept per connection (in the SSL), so HTTP/2 streams
  *     and keepalive requests share it;
@@ -155,8 +155,6 @@ static int ngx_http_dance_verify_callback(int ok, X509_STORE_CTX *xs);
 static void ngx_http_dance_info_callback(const SSL *ssl, int where, int ret);
 static void ngx_http_dance_resolve(SSL *ssl, ngx_http_dance_srv_conf_t *dscf,
     struct dance_conn *dc);
-static void ngx_http_dance_shared_get(ngx_http_dance_main_conf_t *dmcf,
-    const char *name, ngx_log_t *log);
 static void ngx_http_dance_on_answer(SSL *ssl, struct dance_conn *dc,
     void *arg);
 static void ngx_http_dance_on_refuse(SSL *ssl, struct dance_conn *dc,
@@ -960,10 +958,6 @@ ngx_http_dance_legacy_start(ngx_http_dance_conn_t *hc, X509 *cert)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "dance: legacy client, SAN name \"%s\"", name);
 
-    if (dmcf->shm_zone) {
-        ngx_http_dance_shared_get(dmcf, name, c->log);
-    }
-
     done = 0;
     l = dance_resolver_lookup(dmcf->resolver, name, ngx_http_dance_legacy_done,
                               hc, &done);
@@ -994,11 +988,6 @@ ngx_http_dance_legacy_done(void *arg, struct dance_answer *a)
 
     dance_answer_ref(a);
     hc->answer = a;
-
-    if (!a->from_cache && hc->dscf->dmcf->shm_zone) {
-        ngx_http_dance_cache_put(hc->dscf->dmcf->shm_zone, a,
-                                 hc->connection->log);
-    }
 
     if (hc->state == NGX_HTTP_DANCE_PENDING) {
         hc->state = NGX_HTTP_DANCE_UNKNOWN;
@@ -1131,7 +1120,7 @@ ngx_http_dance_verify_callback(int ok, X509_STORE_CTX *xs)
 }
 
 
-/* the worker's cache missed: the shared cache, then the resolver */
+/* the worker's cache missed: the core asks the shared cache, then DNS */
 
 static void
 ngx_http_dance_resolve(SSL *ssl, ngx_http_dance_srv_conf_t *dscf,
@@ -1143,10 +1132,6 @@ ngx_http_dance_resolve(SSL *ssl, ngx_http_dance_srv_conf_t *dscf,
 
     c = ngx_ssl_get_connection(ssl);
     dmcf = dscf->dmcf;
-
-    if (dmcf->shm_zone) {
-        ngx_http_dance_shared_get(dmcf, dc->name, c->log);
-    }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "dance: resolving TLSA for \"%s\"", dc->name);
@@ -1160,29 +1145,11 @@ ngx_http_dance_resolve(SSL *ssl, ngx_http_dance_srv_conf_t *dscf,
 }
 
 
-static void
-ngx_http_dance_shared_get(ngx_http_dance_main_conf_t *dmcf, const char *name,
-    ngx_log_t *log)
-{
-    struct dance_answer  *a;
-
-    a = ngx_http_dance_cache_get(dmcf->shm_zone, name, log);
-
-    if (a) {
-        /* the core finds it from here on, in this and later handshakes */
-        dance_resolver_cache_put(dmcf->resolver, a);
-        dance_answer_unref(a);
-    }
-}
-
-
 /* the core: a lookup started in a handshake is answered */
 
 static void
 ngx_http_dance_on_answer(SSL *ssl, struct dance_conn *dc, void *arg)
 {
-    ngx_http_dance_srv_conf_t  *dscf = arg;
-
     ngx_connection_t       *c;
     ngx_http_dance_conn_t  *hc;
 
@@ -1195,11 +1162,6 @@ ngx_http_dance_on_answer(SSL *ssl, struct dance_conn *dc, void *arg)
                                   : "no answer",
                        dc->answer && dc->answer->from_cache
                        ? " (cached)" : "");
-    }
-
-    if (dc->answer && !dc->answer->from_cache && dscf->dmcf->shm_zone) {
-        ngx_http_dance_cache_put(dscf->dmcf->shm_zone, dc->answer,
-                                 c ? c->log : ngx_cycle->log);
     }
 
     hc = SSL_get_ex_data(ssl, ngx_http_dance_conn_index);
@@ -2075,6 +2037,14 @@ ngx_http_dance_init(ngx_conf_t *cf)
 
     if (dmcf->unbound_conf.len) {
         rc->unbound_conf = (const char *) dmcf->unbound_conf.data;
+    }
+
+    /* the shared cache is the core's second tier, for this trust */
+
+    if (dmcf->shm_zone
+        && ngx_http_dance_cache_tier(cf, dmcf->shm_zone, rc) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     /*
