@@ -57,6 +57,66 @@ is "$GOOD" 16 "control, no shared cache: 16 connections authenticated"
 is "$PIDS" 2 "control: both workers served"
 is "$QUERIES" 2 "control: each worker queried the DNS"
 
+# -- trust over reloads --------------------------------------------------
+
+# reload: SIGHUP, then wait until a new worker runs and the old are gone.
+reload() {
+	old=$(ngx_workers)
+	kill -HUP "$T_MASTER"
+	i=0
+	while [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+		left=
+		for p in $old; do
+			kill -0 "$p" 2>/dev/null && left=1
+		done
+		[ -z "$left" ] && ngx_workers | grep -qvxF "$old" && return 0
+	done
+	return 1
+}
+
+# One worker, the anchor in a file of our own: answers cached under it
+# survive a reload with the same trust, not one with another anchor.
+cp "$WORLD_TA" "$T/ta"
+P=$(free_port)
+{
+	ngx_conf_head 1 info
+	cat <<EOF
+http {
+$(ngx_http_head | sed "s|dance_trust_anchor .*;|dance_trust_anchor $T/ta;|")
+    dance_cache shared:dance:1m;
+    server {
+        listen 127.0.0.1:$P ssl;
+        dance on;
+        dance_allow .clients.test;
+        location / {
+            return 200 "pid=\$pid id=[\$dance_client_id]\n";
+        }
+    }
+}
+EOF
+} >"$T/nginx.conf"
+ngx_start "$P" || exit 1
+name=ee311.clients.test
+before=$(count "$name")
+dc "$T/o" "$name" ee311 "$P" --http /
+is "$(id_of "$T/o")" "$name" "trust: authenticated under the world's anchor"
+reload
+ok $? "reload with the same trust configuration"
+dc "$T/o" "$name" ee311 "$P" --http /
+is "$(id_of "$T/o")" "$name" "same trust: still authenticated after the reload"
+is "$(( $(count "$name") - before ))" 1 "... from the shared cache the reload kept (one query in all)"
+# Same file name, another key: everything validated before is void.
+echo "test. 3600 IN DS 19191 13 2 $(printf '%064d' 0)" >"$T/ta"
+reload
+ok $? "reload with the anchor changed in place"
+dc "$T/o" "$name" ee311 "$P" --http /
+is "$(id_of "$T/o")" "" "anchor changed: the next client is refused" "$(cat "$T/o")"
+like "$T/error.log" 'DANCE cache "dance" emptied: the trust configuration changed' \
+	"the shared cache was emptied at the reload"
+ngx_stop
+
 unlike "$T/error.log" '\[(alert|crit|emerg)\]' "no alerts in the error log"
 
 done_testing
