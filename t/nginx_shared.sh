@@ -1,7 +1,9 @@
 #!/bin/sh
 # t/nginx_shared.sh -- "dance_cache shared:NAME:SIZE": with two workers,
 # a name is looked up once; without the shared cache, each worker asks
-# the DNS itself (the control that shows the test can fail).
+# the DNS itself (the control that shows the test can fail).  The zone
+# is emptied by a reload that changes the trust configuration, and an
+# answer too large for it is not stored (rather than evicting all).
 . "$(dirname "$0")/lib/nginx.sh"
 
 need_module
@@ -115,6 +117,47 @@ dc "$T/o" "$name" ee311 "$P" --http /
 is "$(id_of "$T/o")" "" "anchor changed: the next client is refused" "$(cat "$T/o")"
 like "$T/error.log" 'DANCE cache "dance" emptied: the trust configuration changed' \
 	"the shared cache was emptied at the reload"
+ngx_stop
+
+# -- an answer larger than the zone ---------------------------------------
+
+# The smallest zone, no worker cache (every lookup asks the zone): 12
+# small answers, then big.clients.test (31 KB), then the 12 again.
+P=$(free_port)
+{
+	ngx_conf_head 1 debug
+	cat <<EOF
+http {
+$(ngx_http_head)
+    dance_cache shared:small:32k;
+    dance_worker_cache off;
+    server {
+        listen 127.0.0.1:$P ssl;
+        dance on;
+        dance_allow .clients.test;
+        location / {
+            return 200 "pid=\$pid id=[\$dance_client_id]\n";
+        }
+    }
+}
+EOF
+} >"$T/nginx.conf"
+ngx_start "$P" || exit 1
+fill() {
+	k=1
+	while [ $k -le 12 ]; do
+		dc "$T/o" "f$k.nx.clients.test" ee311 "$P" --http /
+		k=$((k + 1))
+	done
+}
+fill
+dc "$T/o" big.clients.test ee311 "$P" --http /
+is "$(id_of "$T/o")" big.clients.test "31 KB TLSA set: authenticated"
+like "$T/error.log" 'big.clients.test.*too large for DANCE cache "small"' \
+	"... and refused by the 32k shared cache"
+fill
+is "$(grep -c 'shared cache hit for "f[0-9]*.nx.clients.test"' "$T/error.log")" 12 \
+	"the 12 answers cached before are all still there"
 ngx_stop
 
 unlike "$T/error.log" '\[(alert|crit|emerg)\]' "no alerts in the error log"
