@@ -160,6 +160,64 @@ is "$(grep -c 'shared cache hit for "f[0-9]*.nx.clients.test"' "$T/error.log")" 
 	"the 12 answers cached before are all still there"
 ngx_stop
 
+# -- expiry and the wall clock --------------------------------------------
+
+# nginx under libfaketime with its wall clock stepped back an hour: an
+# answer kept 2 s must still expire after 2 s (monotonic deadlines).
+FT=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+if [ -f "$FT" ]; then
+	echo "+0" >"$T/faketime"
+	cat >"$T/nginx-ft" <<EOF
+#!/bin/sh
+LD_PRELOAD=$FT FAKETIME_TIMESTAMP_FILE=$T/faketime FAKETIME_NO_CACHE=1 \\
+DONT_FAKE_MONOTONIC=1 exec $NGINX "\$@"
+EOF
+	chmod +x "$T/nginx-ft"
+	P=$(free_port)
+	{
+		ngx_conf_head 1 debug
+		# workers keep only the environment named here
+		cat <<EOF
+env LD_PRELOAD;
+env FAKETIME_TIMESTAMP_FILE;
+env FAKETIME_NO_CACHE;
+env DONT_FAKE_MONOTONIC;
+http {
+$(ngx_http_head)
+    dance_cache shared:clock:1m;
+    dance_worker_cache off;
+    dance_cache_ttl max=2s;
+    server {
+        listen 127.0.0.1:$P ssl;
+        dance on;
+        dance_allow .clients.test;
+        location / {
+            return 200 "pid=\$pid id=[\$dance_client_id]\n";
+        }
+    }
+}
+EOF
+	} >"$T/nginx.conf"
+	hits() {
+		grep -c 'shared cache hit for "ee312.clients.test"' "$T/error.log"
+	}
+	NGINX_REAL=$NGINX
+	NGINX=$T/nginx-ft
+	ngx_start "$P" || exit 1
+	NGINX=$NGINX_REAL
+	dc "$T/o" ee312.clients.test ee312 "$P" --http /
+	dc "$T/o" ee312.clients.test ee312 "$P" --http /
+	is "$(id_of "$T/o")" ee312.clients.test "clock: authenticated"
+	is "$(hits)" 1 "clock: the second lookup came from the shared cache"
+	echo "-1h" >"$T/faketime"
+	sleep 3
+	dc "$T/o" ee312.clients.test ee312 "$P" --http /
+	is "$(hits)" 1 "wall clock stepped back 1h: the 2 s answer expired all the same"
+	ngx_stop
+else
+	ok 1 "libfaketime installed (make deps)"
+fi
+
 unlike "$T/error.log" '\[(alert|crit|emerg)\]' "no alerts in the error log"
 
 done_testing
