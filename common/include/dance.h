@@ -445,11 +445,12 @@ struct dance_lookup *dance_resolver_lookup(struct dance_resolver *r,
  * the resolver thread); callers must serialise cancel with their cb. */
 void dance_lookup_cancel(struct dance_lookup *l);
 
-/* Cache peek without any query: referenced answer or NULL. */
+/* Cache peek without any query (the resolver's cache, then the second
+ * tier): referenced answer or NULL. */
 struct dance_answer *dance_resolver_cached(struct dance_resolver *r,
 	const char *name);
-/* Store an answer obtained elsewhere (e.g. another worker's shared
- * cache) into this resolver's cache. */
+/* Store an answer obtained elsewhere into this resolver's own cache (not
+ * into the second tier: hosts with a shared cache use cfg.tier). */
 void dance_resolver_cache_put(struct dance_resolver *r,
 	struct dance_answer *a);
 
