@@ -173,7 +173,7 @@ typedef struct rlm_dance_t {
 	int			num_sources;
 	bool			use_extension;	/* "extension" in name_source */
 	struct dance_policy	*policy;
-	struct dance_policy	*ext_policy;	/* "~.": see mod_instantiate */
+	struct dance_policy	*ext_policy;	/* "~^.+$": see mod_instantiate */
 	struct dance_resolver	*resolver;
 	struct dance_matcher	*matcher;
 	struct dance_tls_server	*server;
@@ -1012,7 +1012,7 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 	 */
 	inst->ext_policy = dance_policy_new();
 	memset(&err, 0, sizeof(err));
-	if (!inst->ext_policy || (dance_policy_add(inst->ext_policy, "~.", &err) != DANCE_OK)) {
+	if (!inst->ext_policy || (dance_policy_add(inst->ext_policy, "~^.+$", &err) != DANCE_OK)) {
 		cf_log_err_cs(conf, "rlm_dance: %s", err.reason[0] ? err.reason : "out of memory");
 		return -1;
 	}

@@ -40,7 +40,10 @@ conf_test "bad dance_cache" \
 	'invalid DANCE cache "memory:1m"'
 conf_test "extension type handled by OpenSSL" \
 	"dance_extension_type 0xff01; server { $SRV dance_allow .x.test; }" \
-	'extension type "0xff01" is handled by OpenSSL'
+	'invalid extension type "0xff01": .*handled inside OpenSSL'
+conf_test "dance_worker_cache beyond what the core can count" \
+	"dance_worker_cache 4294967296; server { $SRV dance_allow .x.test; }" \
+	'invalid number of entries "4294967296"'
 conf_test "missing trust anchor file" \
 	"dance_trust_anchor /nonexistent/ta; server { $SRV dance_allow .x.test; }" \
 	'/nonexistent/ta'

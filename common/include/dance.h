@@ -85,6 +85,17 @@ const char *dance_code_str(enum dance_code code);
  * buf, for hosts' messages. */
 const char *dance_ssl_err_text(char *buf, size_t len);
 
+/*
+ * Client bytes (an EAP identity, a rejected ClientName ...) for a log
+ * line or an attribute: printable ASCII stays, backslash and double
+ * quote get a backslash, every other octet becomes \xHH.  Writes at
+ * most outlen - 1 characters and a NUL, ending in "..." when in did not
+ * fit (never in the middle of an escape).  Returns out.  Names that
+ * passed dance_name_check() need no escaping.
+ */
+const char *dance_escape(const void *in, size_t len, char *out,
+	size_t outlen);
+
 /* ------------------------------------------------------------------ */
 /* Names                                                               */
 /* ------------------------------------------------------------------ */
@@ -126,8 +137,11 @@ int dance_name_equal(const char *a, const char *b);
  *   "*.example.com"      every name below example.com, at any depth,
  *                        but NOT example.com itself;
  *   "~regex"             PCRE2 regular expression, matched against the
- *                        lower-cased name; anchored by the author
- *                        (e.g. "~^dev[0-9]+\.example\.com$").
+ *                        whole lower-cased name: written anchored at
+ *                        both ends and in lower case, e.g.
+ *                        "~^dev[0-9]+\.example\.com$" (others are
+ *                        DANCE_ERR_CONFIG: "~dev" would allow
+ *                        dev.attacker.example; "~^Dev$" never matches).
  * Exact and subtree lookups are hash lookups, one per label of the
  * client name: cost does not depend on the size of the list.  Regular
  * expressions are tried in order after that.
@@ -135,6 +149,9 @@ int dance_name_equal(const char *a, const char *b);
  * wildcard form ("a.*.b", ".*.b", "*" are rejected).  A regex is
  * compiled once by dance_policy_add(); a bad one is DANCE_ERR_CONFIG
  * with PCRE2's message and offset.  Adding an entry twice is harmless.
+ * Matching a regex is bounded (match limit 20000, depth limit 1000: a
+ * client chooses its name before any authentication); a pattern that
+ * hits the limit does not allow the name, and the reason says so.
  */
 struct dance_policy;
 
@@ -516,7 +533,11 @@ int dance_ssl_arm(SSL *ssl, const struct dance_answer *a,
 	struct dance_error *err);
 
 /* First SAN dNSName of cert allowed by policy (legacy clients), or the
- * first SAN dNSName if policy is NULL.  DANCE_OK and out filled. */
+ * first SAN dNSName if policy is NULL.  DANCE_OK and out filled.  Only
+ * the first DANCE_SAN_MAX dNSNames are examined: the client chooses
+ * them, before any authentication, and each costs an allow-list check
+ * (a certificate may carry thousands). */
+#define DANCE_SAN_MAX 32
 int dance_cert_san_name(X509 *cert, const struct dance_policy *policy,
 	char *out, struct dance_error *err);
 

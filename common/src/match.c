@@ -312,17 +312,20 @@ dance_cert_san_name(X509 *cert, const struct dance_policy *policy,
 	const GENERAL_NAME *g;
 	char name[DANCE_NAME_MAX + 1];
 	char first[DANCE_NAME_MAX + 1];
-	int i, n, found = 0;
+	int i, n, found = 0, seen = 0;
 
 	if (cert == NULL)
 		return dance_err_set(err, DANCE_ERR_NAME, "no certificate");
 	gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 	first[0] = '\0';
 	n = gens == NULL ? 0 : sk_GENERAL_NAME_num(gens);
-	for (i = 0; i < n && !found; i++) {
+	for (i = 0; i < n && !found && seen < DANCE_SAN_MAX; i++) {
 		g = sk_GENERAL_NAME_value(gens, i);
 		if (g->type != GEN_DNS)
 			continue;
+		/* The client chose these names: bound the allow-list work
+		 * one certificate can cause before any authentication. */
+		seen++;
 		/* Wildcards and malformed names cannot be an identity. */
 		if (dance_name_check((const char *)ASN1_STRING_get0_data(
 		    g->d.dNSName), (size_t)ASN1_STRING_length(g->d.dNSName),
@@ -343,6 +346,10 @@ dance_cert_san_name(X509 *cert, const struct dance_policy *policy,
 	if (first[0] == '\0')
 		return dance_err_set(err, DANCE_ERR_NAME, "certificate has no "
 			"valid SAN dNSName");
+	if (seen == DANCE_SAN_MAX)
+		return dance_err_set(err, DANCE_ERR_NOT_ALLOWED, "none of the "
+			"first %d SAN dNSNames of the certificate is allowed "
+			"(first: %s; no more are examined)", DANCE_SAN_MAX, first);
 	return dance_err_set(err, DANCE_ERR_NOT_ALLOWED, "no SAN dNSName of "
 		"the certificate is allowed (first: %s)", first);
 }

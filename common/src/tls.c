@@ -6,7 +6,8 @@
  * extensions, so such clients simply stay in state NONE; a TLS 1.3
  * client without the extension is NONE too, or fails the handshake
  * under refuse_no_ext):
- *   CertificateRequest  add_cb sends an empty dane_clientid;
+ *   CertificateRequest  add_cb sends dane_clientid with a zero-length
+ *                       ClientName (one octet 00);
  *   client Certificate  parse_cb (leaf entry) checks syntax and the
  *                       allow-list (failure: handshake_failure, no DNS),
  *                       then
@@ -347,11 +348,14 @@ srv_add_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
 	const unsigned char **out, size_t *outlen, X509 *x, size_t chainidx,
 	int *al, void *add_arg)
 {
+	/* draft -13: extension_data is always opaque ClientName<0..255>;
+	 * the request is a zero-length ClientName, one octet 00. */
+	static const unsigned char zero_length_name[1] = { 0 };
+
 	if ((context & SSL_EXT_TLS1_3_CERTIFICATE_REQUEST) == 0)
 		return 0;
-	/* The request is an empty extension_data. */
-	*out = NULL;
-	*outlen = 0;
+	*out = zero_length_name;
+	*outlen = sizeof(zero_length_name);
 	return 1;
 }
 
@@ -359,7 +363,7 @@ static void
 srv_free_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
 	const unsigned char *out, void *add_arg)
 {
-	/* Nothing allocated: srv_add_cb sends no data. */
+	/* Nothing allocated: srv_add_cb sends a static octet. */
 }
 
 static int
@@ -778,7 +782,8 @@ cli_parse_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
 		*al = SSL_AD_UNSUPPORTED_EXTENSION;
 		return 0;
 	}
-	/* The request is empty; tolerate an empty ClientName vector. */
+	/* A zero-length ClientName (draft -13), or the empty
+	 * extension_data of older servers (the tls-clientid draft). */
 	if (inlen == 0 || (inlen == 1 && in[0] == 0))
 		return 1;
 	*al = SSL_AD_DECODE_ERROR;

@@ -690,6 +690,50 @@ test_san_name(void **state)
 	X509_free(x);
 }
 
+/* "DNS:n0.test,DNS:n1.test,..." with "DNS:ok.test" at position ok. */
+static void
+san_list(char *san, int n, int ok)
+{
+	int i;
+
+	for (i = 0, san[0] = '\0'; i < n; i++) {
+		if (i == ok)
+			sprintf(san + strlen(san), "%sDNS:ok.test", i ? "," : "");
+		else
+			sprintf(san + strlen(san), "%sDNS:n%d.test", i ? "," : "",
+				i);
+	}
+}
+
+/* The client chooses its SAN names: only the first DANCE_SAN_MAX
+ * dNSNames cost an allow-list check. */
+static void
+test_san_cap(void **state)
+{
+	struct fx *f = *state;
+	struct dance_policy *p = dance_policy_new();
+	struct dance_error e;
+	char san[64 * 40], out[DANCE_NAME_MAX + 1];
+	struct cspec s = { "x", san, 0, -1, 30, NULL, NULL };
+	X509 *early, *late;
+
+	assert_non_null(p);
+	assert_int_equal(dance_policy_add(p, "ok.test", &e), DANCE_OK);
+	/* 40 names: the allowed one 5th, then 35th */
+	san_list(san, 40, 4);
+	early = mkcert(f->k_other, &s);
+	san_list(san, 40, 34);
+	late = mkcert(f->k_other, &s);
+	assert_int_equal(dance_cert_san_name(early, p, out, &e), DANCE_OK);
+	assert_string_equal(out, "ok.test");
+	assert_int_equal(dance_cert_san_name(late, p, out, &e),
+		DANCE_ERR_NOT_ALLOWED);
+	assert_non_null(strstr(e.reason, "first 32 SAN dNSNames"));
+	dance_policy_free(p);
+	X509_free(early);
+	X509_free(late);
+}
+
 /* ------------------------------------------------------------------ */
 /* TLS glue, end to end over BIO pairs                                 */
 /* ------------------------------------------------------------------ */
@@ -1939,6 +1983,7 @@ main(void)
 		cmocka_unit_test(test_not_secure),
 		cmocka_unit_test(test_matcher_new),
 		cmocka_unit_test(test_san_name),
+		cmocka_unit_test(test_san_cap),
 		cmocka_unit_test(test_tls_armed_success),
 		cmocka_unit_test(test_tls_armed_wrong_key),
 		cmocka_unit_test(test_tls_not_allowed),
