@@ -8,21 +8,22 @@
 
 need_module
 
-# run_case NAME CACHE-DIRECTIVE: 16 sequential connections for NAME
-# (reuseport spreads them over both workers); sets QUERIES and PIDS.
-run_case() {
-	name=$1 cache=$2
-	P=$(free_port)
+# one_server WORKERS LOGLEVEL HTTP-LINES [SERVER-LINES [MAIN-LINES]]:
+# $T/nginx.conf with one "dance on" server on $P (listen options in
+# $LISTEN), trusting the anchor in $TA.
+TA=$WORLD_TA
+LISTEN=
+one_server() {
 	{
-		ngx_conf_head 2 info
+		ngx_conf_head "$1" "$2"
+		[ -n "${5:-}" ] && printf '%s\n' "$5"
 		cat <<EOF
 http {
-$(ngx_http_head)
-    $cache
-    log_format pids '\$pid \$dance_status';
+$(ngx_http_head | sed "s|dance_trust_anchor .*;|dance_trust_anchor $TA;|")
+$3
     server {
-        listen 127.0.0.1:$P ssl reuseport;
-        access_log $T/access.log pids;
+        listen 127.0.0.1:$P ssl$LISTEN;
+${4:-}
         dance on;
         dance_allow .clients.test;
         location / {
@@ -32,6 +33,18 @@ $(ngx_http_head)
 }
 EOF
 	} >"$T/nginx.conf"
+}
+
+# run_case NAME CACHE-DIRECTIVE: 16 sequential connections for NAME
+# (reuseport spreads them over both workers); sets QUERIES and PIDS.
+run_case() {
+	name=$1 cache=$2
+	P=$(free_port)
+	LISTEN=" reuseport"
+	one_server 2 info "    $cache
+    log_format pids '\$pid \$dance_status';" \
+		"        access_log $T/access.log pids;"
+	LISTEN=
 	: >"$T/access.log"
 	ngx_start "$P" || return 1
 	sleep 0.3	# both workers up
@@ -81,24 +94,9 @@ reload() {
 # One worker, the anchor in a file of our own: answers cached under it
 # survive a reload with the same trust, not one with another anchor.
 cp "$WORLD_TA" "$T/ta"
+TA=$T/ta
 P=$(free_port)
-{
-	ngx_conf_head 1 info
-	cat <<EOF
-http {
-$(ngx_http_head | sed "s|dance_trust_anchor .*;|dance_trust_anchor $T/ta;|")
-    dance_cache shared:dance:1m;
-    server {
-        listen 127.0.0.1:$P ssl;
-        dance on;
-        dance_allow .clients.test;
-        location / {
-            return 200 "pid=\$pid id=[\$dance_client_id]\n";
-        }
-    }
-}
-EOF
-} >"$T/nginx.conf"
+one_server 1 info "    dance_cache shared:dance:1m;"
 ngx_start "$P" || exit 1
 name=ee311.clients.test
 before=$(count "$name")
@@ -123,25 +121,10 @@ ngx_stop
 
 # The smallest zone, no worker cache (every lookup asks the zone): 12
 # small answers, then big.clients.test (31 KB), then the 12 again.
+TA=$WORLD_TA
 P=$(free_port)
-{
-	ngx_conf_head 1 debug
-	cat <<EOF
-http {
-$(ngx_http_head)
-    dance_cache shared:small:32k;
-    dance_worker_cache off;
-    server {
-        listen 127.0.0.1:$P ssl;
-        dance on;
-        dance_allow .clients.test;
-        location / {
-            return 200 "pid=\$pid id=[\$dance_client_id]\n";
-        }
-    }
-}
-EOF
-} >"$T/nginx.conf"
+one_server 1 debug "    dance_cache shared:small:32k;
+    dance_worker_cache off;"
 ngx_start "$P" || exit 1
 fill() {
 	k=1
@@ -174,30 +157,13 @@ DONT_FAKE_MONOTONIC=1 exec $NGINX "\$@"
 EOF
 	chmod +x "$T/nginx-ft"
 	P=$(free_port)
-	{
-		ngx_conf_head 1 debug
-		# workers keep only the environment named here
-		cat <<EOF
-env LD_PRELOAD;
+	# workers keep only the environment named here
+	one_server 1 debug "    dance_cache shared:clock:1m;
+    dance_worker_cache off;
+    dance_cache_ttl max=2s;" "" "env LD_PRELOAD;
 env FAKETIME_TIMESTAMP_FILE;
 env FAKETIME_NO_CACHE;
-env DONT_FAKE_MONOTONIC;
-http {
-$(ngx_http_head)
-    dance_cache shared:clock:1m;
-    dance_worker_cache off;
-    dance_cache_ttl max=2s;
-    server {
-        listen 127.0.0.1:$P ssl;
-        dance on;
-        dance_allow .clients.test;
-        location / {
-            return 200 "pid=\$pid id=[\$dance_client_id]\n";
-        }
-    }
-}
-EOF
-	} >"$T/nginx.conf"
+env DONT_FAKE_MONOTONIC;"
 	hits() {
 		grep -c 'shared cache hit for "ee312.clients.test"' "$T/error.log"
 	}
