@@ -15,7 +15,7 @@
  *     timer live in nginx's event loop;
  *   - on a cache hit the core arms OpenSSL's DANE verifier inside the
  *     handshake; on a miss the lookup starts in the handshake (from our
- *     verify callback, after a look into the shared cache) and requests
+ *     verify callback; the core asks the shared cache first) and requests
  *     wait in the post-read phase until the answer is in;
  *   - the verdict is kept per connection (in the SSL), so HTTP/2 streams
  *     and keepalive requests share it;
@@ -884,6 +884,14 @@ ngx_http_dance_init(ngx_conf_t *cf)
 
     if (dmcf->unbound_conf.len) {
         rc->unbound_conf = (const char *) dmcf->unbound_conf.data;
+    }
+
+    /* the shared cache is the core's second tier, for this trust */
+
+    if (dmcf->shm_zone
+        && ngx_http_dance_cache_tier(cf, dmcf->shm_zone, rc) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     /* what a worker will do with it, as the worker's user */

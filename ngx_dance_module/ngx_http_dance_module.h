@@ -159,10 +159,8 @@ void ngx_http_dance_exit_process(ngx_cycle_t *cycle);
 
 char *ngx_http_dance_cache_conf(ngx_conf_t *cf, ngx_str_t *value,
     ngx_shm_zone_t **zone);
-struct dance_answer *ngx_http_dance_cache_get(ngx_shm_zone_t *zone,
-    const char *name, ngx_log_t *log);
-void ngx_http_dance_cache_put(ngx_shm_zone_t *zone,
-    const struct dance_answer *a, ngx_log_t *log);
+ngx_int_t ngx_http_dance_cache_tier(ngx_conf_t *cf, ngx_shm_zone_t *zone,
+    struct dance_resolver_cfg *rc);
 
 
 extern ngx_module_t  ngx_http_dance_module;

@@ -27,8 +27,6 @@ static int ngx_http_dance_verify_callback(int ok, X509_STORE_CTX *xs);
 static void ngx_http_dance_info_callback(const SSL *ssl, int where, int ret);
 static void ngx_http_dance_resolve(SSL *ssl, ngx_http_dance_srv_conf_t *dscf,
     struct dance_conn *dc);
-static void ngx_http_dance_shared_get(ngx_http_dance_main_conf_t *dmcf,
-    const char *name, ngx_log_t *log);
 static void ngx_http_dance_on_answer(SSL *ssl, struct dance_conn *dc,
     void *arg);
 static void ngx_http_dance_on_refuse(SSL *ssl, struct dance_conn *dc,
@@ -241,10 +239,6 @@ ngx_http_dance_legacy_start(ngx_http_dance_conn_t *hc, X509 *cert)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "dance: legacy client, SAN name \"%s\"", name);
 
-    if (dmcf->shm_zone) {
-        ngx_http_dance_shared_get(dmcf, name, c->log);
-    }
-
     done = 0;
     l = dance_resolver_lookup(dmcf->resolver, name, ngx_http_dance_legacy_done,
                               hc, &done);
@@ -275,11 +269,6 @@ ngx_http_dance_legacy_done(void *arg, struct dance_answer *a)
 
     dance_answer_ref(a);
     hc->answer = a;
-
-    if (!a->from_cache && hc->dscf->dmcf->shm_zone) {
-        ngx_http_dance_cache_put(hc->dscf->dmcf->shm_zone, a,
-                                 hc->connection->log);
-    }
 
     if (hc->state == NGX_HTTP_DANCE_PENDING) {
         hc->state = NGX_HTTP_DANCE_UNKNOWN;
@@ -412,7 +401,7 @@ ngx_http_dance_verify_callback(int ok, X509_STORE_CTX *xs)
 }
 
 
-/* the worker's cache missed: the shared cache, then the resolver */
+/* the worker's cache missed: the core asks the shared cache, then DNS */
 
 static void
 ngx_http_dance_resolve(SSL *ssl, ngx_http_dance_srv_conf_t *dscf,
@@ -424,10 +413,6 @@ ngx_http_dance_resolve(SSL *ssl, ngx_http_dance_srv_conf_t *dscf,
 
     c = ngx_ssl_get_connection(ssl);
     dmcf = dscf->dmcf;
-
-    if (dmcf->shm_zone) {
-        ngx_http_dance_shared_get(dmcf, dc->name, c->log);
-    }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "dance: resolving TLSA for \"%s\"", dc->name);
@@ -441,29 +426,11 @@ ngx_http_dance_resolve(SSL *ssl, ngx_http_dance_srv_conf_t *dscf,
 }
 
 
-static void
-ngx_http_dance_shared_get(ngx_http_dance_main_conf_t *dmcf, const char *name,
-    ngx_log_t *log)
-{
-    struct dance_answer  *a;
-
-    a = ngx_http_dance_cache_get(dmcf->shm_zone, name, log);
-
-    if (a) {
-        /* the core finds it from here on, in this and later handshakes */
-        dance_resolver_cache_put(dmcf->resolver, a);
-        dance_answer_unref(a);
-    }
-}
-
-
 /* the core: a lookup started in a handshake is answered */
 
 static void
 ngx_http_dance_on_answer(SSL *ssl, struct dance_conn *dc, void *arg)
 {
-    ngx_http_dance_srv_conf_t  *dscf = arg;
-
     ngx_connection_t       *c;
     ngx_http_dance_conn_t  *hc;
 
@@ -476,11 +443,6 @@ ngx_http_dance_on_answer(SSL *ssl, struct dance_conn *dc, void *arg)
                                   : "no answer",
                        dc->answer && dc->answer->from_cache
                        ? " (cached)" : "");
-    }
-
-    if (dc->answer && !dc->answer->from_cache && dscf->dmcf->shm_zone) {
-        ngx_http_dance_cache_put(dscf->dmcf->shm_zone, dc->answer,
-                                 c ? c->log : ngx_cycle->log);
     }
 
     hc = SSL_get_ex_data(ssl, ngx_http_dance_conn_index);
