@@ -71,10 +71,10 @@ done
 # nginx_again SCRIPT: the nginx suites run once more against each
 # upstream nginx that t/tools/build_nginx.sh built into $BUILD/nginx-X.Y.Z/
 # (make nginx-upstream), as SCRIPT@X.Y.Z.
+ngx_built() { [ -x "$1/nginx" ] && [ -f "$1/ngx_http_dance_module.so" ]; }
 nginx_again() {
 	for d in "$BUILD"/nginx-[0-9]*; do
-		[ -x "$d/nginx" ] && [ -f "$d/ngx_http_dance_module.so" ] ||
-			continue
+		ngx_built "$d" || continue
 		run_suite "$(basename "$1" .sh)@${d##*/nginx-}" env \
 			NGINX_BIN="$d/nginx" \
 			NGINX_MODULE="$d/ngx_http_dance_module.so" sh "$1"
@@ -100,6 +100,14 @@ if [ "$what" != unit ]; then
 		run_suite "$n" "$t"
 	done
 	if [ "$what" = all ]; then
+		# a failed build of an upstream nginx (its make.log is kept)
+		for d in "$BUILD"/nginx-[0-9]*; do
+			[ -d "$d" ] && ! ngx_built "$d" || continue
+			run_suite "nginx-build@${d##*/nginx-}" sh -c \
+				'echo "not ok 1 - nginx and the module build ($1)"
+				tail -n 15 "$1" | sed "s/^/#   /"; exit 1' \
+				sh "$d/make.log"
+		done
 		for s in t/*.sh; do
 			case $s in t/run.sh|t/demo*.sh) continue ;; esac
 			run_suite "$(basename "$s" .sh)" sh "$s"

@@ -20,6 +20,8 @@
 # Functions:
 #   need_module                  build the module if missing, check dance-client
 #   ngx_has FEATURE              nginx -V has --with-FEATURE (debug, threads, ...)
+#   ngx_debug CHECK ARGS...      a check that reads debug-log lines: run it,
+#                                or SKIP it on an nginx without --with-debug
 #   server_cert                  $T/srv.crt + $T/srv.key (self-signed P-256)
 #   ngx_conf_head [WORKERS [LOGLEVEL [CONNECTIONS]]]
 #                                main + events part (defaults 1, debug, 2048)
@@ -90,6 +92,22 @@ need_module() {
 # read debug-log lines need "debug"; "pid#tid" log prefixes need "threads".
 ngx_has() {
 	"$NGINX_BIN" -V 2>&1 | grep -q -- "--with-$1\\( \\|\$\\)"
+}
+
+# ngx_debug CHECK ARGS...: a check (is, like, unlike, ok) that reads
+# debug-log lines: run it when the nginx has --with-debug, else report
+# it skipped with the reason.
+ngx_debug() {
+	if ngx_has debug; then
+		"$@"
+		return
+	fi
+	if [ "$1" = ok ]; then
+		_d=$3
+	else
+		eval "_d=\${$#}"
+	fi
+	skip "$_d" "nginx $NGX_VERSION built without --with-debug"
 }
 
 # Server certificate for the nginx under test.

@@ -64,7 +64,9 @@ then
 	echo "$want" >"$stamp"
 fi
 
-rm -f "$work/objs/ngx_http_dance_module.so"
+# A failed build leaves no binary or module behind for the tests to run.
+rm -f "$work/objs/ngx_http_dance_module.so" "$out/nginx" \
+	"$out/ngx_http_dance_module.so"
 make -s -C "$work" -f objs/Makefile binary modules >"$out/make.log" 2>&1 ||
 	{ tail -n 40 "$out/make.log" >&2; die "nginx build failed"; }
 cp "$work/objs/nginx" "$out/nginx"
