@@ -57,8 +57,7 @@ static ngx_int_t ngx_http_dance_init_server(ngx_conf_t *cf,
     ngx_http_dance_srv_conf_t *dscf);
 
 
-/* SSL ex_data index of ngx_http_dance_conn_t, SSL_CTX index of dscf */
-int  ngx_http_dance_conn_index = -1;
+/* SSL_CTX ex_data index of the DANCE server's dscf */
 int  ngx_http_dance_ctx_index = -1;
 
 
@@ -805,17 +804,12 @@ ngx_http_dance_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    if (ngx_http_dance_conn_index == -1) {
-        ngx_http_dance_conn_index = SSL_get_ex_new_index(0, NULL, NULL,
-                                                         NULL, NULL);
+    if (ngx_http_dance_ctx_index == -1) {
         ngx_http_dance_ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL,
                                                             NULL, NULL);
-
-        if (ngx_http_dance_conn_index == -1
-            || ngx_http_dance_ctx_index == -1)
-        {
+        if (ngx_http_dance_ctx_index == -1) {
             ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
-                          "SSL_get_ex_new_index() failed");
+                          "SSL_CTX_get_ex_new_index() failed");
             return NGX_ERROR;
         }
     }
