@@ -149,6 +149,13 @@ ngx_int_t ngx_http_dance_cache_tier(ngx_conf_t *cf, ngx_shm_zone_t *zone,
     struct dance_resolver_cfg *rc);
 
 
+char *ngx_http_dance_worker_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_dance_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_dance_cache_ttl(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
 extern ngx_module_t  ngx_http_dance_module;
 
 
