@@ -237,14 +237,23 @@ static int dance_xs_index = -1;
 
 /*
  *	FreeRADIUS 3.2 uses SSL ex_data slots it never allocated: the fixed
- *	FR_TLS_EX_INDEX_* (10..17), and fr_tls_ex_index_certs, which it
- *	allocates in the SSL_SESSION class but uses with SSL_set_ex_data().
- *	An index libdance later allocates in the SSL class would share a
- *	slot with them (and its free callback would free() FreeRADIUS'
- *	talloc memory).  So burn every SSL-class index up to the highest one
- *	FreeRADIUS touches before libdance allocates its own.
+ *	FR_TLS_EX_INDEX_* (10..17 in 3.2.1, 10..18 in 3.2.10), and
+ *	fr_tls_ex_index_certs, which it allocates in the SSL_SESSION class
+ *	but uses with SSL_set_ex_data().  An index libdance later allocates
+ *	in the SSL class would share a slot with them (and its free callback
+ *	would free() FreeRADIUS' talloc memory).  So burn every SSL-class
+ *	index up to the highest one FreeRADIUS touches before libdance
+ *	allocates its own.  The header has no "last index" macro, so
+ *	build.sh takes the highest FR_TLS_EX_INDEX_* from tls.h.
  */
-#define DANCE_FR_MAX_FIXED_INDEX 17
+#ifndef RLM_DANCE_FR_TLS_EX_INDEX_MAX
+#  error "define RLM_DANCE_FR_TLS_EX_INDEX_MAX, the highest FR_TLS_EX_INDEX_* of tls.h (freeradius_module/build.sh does)"
+#endif
+#if (FR_TLS_EX_INDEX_FIX_CERT_ORDER > RLM_DANCE_FR_TLS_EX_INDEX_MAX) || \
+    (defined(FR_TLS_EX_INDEX_HOME) && (FR_TLS_EX_INDEX_HOME > RLM_DANCE_FR_TLS_EX_INDEX_MAX))
+#  error "RLM_DANCE_FR_TLS_EX_INDEX_MAX is lower than an FR_TLS_EX_INDEX_* of tls.h"
+#endif
+#define DANCE_FR_MAX_FIXED_INDEX RLM_DANCE_FR_TLS_EX_INDEX_MAX
 
 static void dance_index_init(void)
 {
@@ -720,6 +729,37 @@ static int rlm_dance_cert_verify(X509_STORE_CTX *xs, void *arg)
 /* ------------------------------------------------------------------ */
 
 /*
+ *	The FreeRADIUS release this module was compiled against.  Structures
+ *	it reads (fr_tls_server_conf_t, rad_listen_t, listen_socket_t) change
+ *	between 3.2 releases, so it runs only in a server of that release.
+ */
+static char const rlm_dance_fr_version[] = RADIUSD_VERSION_STRING;
+
+/*
+ *	The running server's version, from the "version" section it adds to
+ *	its own configuration (version.freeradius-server).
+ */
+static int rlm_dance_check_version(CONF_SECTION *conf)
+{
+	CONF_SECTION	*version = cf_section_sub_find(cf_top_section(conf), "version");
+	CONF_PAIR	*cp = version ? cf_pair_find(version, "freeradius-server") : NULL;
+	char const	*running = cp ? cf_pair_value(cp) : NULL;
+
+	if (!running) {
+		cf_log_err_cs(conf, "rlm_dance: built for FreeRADIUS %s, cannot tell which version is running",
+			      rlm_dance_fr_version);
+		return -1;
+	}
+	if (strcmp(running, rlm_dance_fr_version) != 0) {
+		cf_log_err_cs(conf, "rlm_dance: built for FreeRADIUS %s, but this is FreeRADIUS %s: "
+			      "rebuild rlm_dance against this server (freeradius_module/build.sh)",
+			      rlm_dance_fr_version, running);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  *	tls_server_conf_parse() caches its result on the section, so the
  *	eap module / the listener get the very same fr_tls_server_conf_t
  *	(and SSL_CTX) whether they parse it before or after us.
@@ -956,6 +996,8 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 {
 	rlm_dance_t		*inst = instance;
 	struct dance_error	err;
+
+	if (rlm_dance_check_version(conf) < 0) return -1;
 
 	pthread_once(&dance_index_once, dance_index_init);
 	if (dance_xs_index < 0) {
