@@ -17,6 +17,9 @@ WARN      = -Wall -Wextra -Wno-unused-parameter
 CPPFLAGS += -Icommon/include -D_GNU_SOURCE
 LIBS      = -lunbound -lpcre2-8 -lssl -lcrypto -lpthread
 FUZZ_SECONDS ?= 20
+# Upstream release tarballs (offline copies), for testing newer hosts.
+UPSTREAM ?= ../shared/upstream
+FREERADIUS_TARBALL ?= $(UPSTREAM)/freeradius-server-3.2.10.tar.gz
 
 LIB_SRC   = $(wildcard common/src/*.c)
 LIB_OBJ   = $(LIB_SRC:common/src/%.c=$(BUILD)/obj/%.o)
@@ -98,8 +101,15 @@ fuzz:
 nginx: all
 	@BUILD=$(abspath $(BUILD)) sh ngx_dance_module/build.sh
 
+# rlm_dance for Debian's FreeRADIUS, and for FREERADIUS_TARBALL (built
+# once into $(BUILD)/freeradius-X.Y.Z/) when it is there.
 freeradius: all
 	@BUILD=$(abspath $(BUILD)) sh freeradius_module/build.sh
+	@if [ -f "$(FREERADIUS_TARBALL)" ]; then \
+		BUILD=$(abspath $(BUILD)) FR_TARBALL=$(abspath $(FREERADIUS_TARBALL)) sh freeradius_module/build.sh; \
+	else \
+		echo "freeradius: $(FREERADIUS_TARBALL) not found, rlm_dance not built for it (set UPSTREAM= or FREERADIUS_TARBALL=)"; \
+	fi
 
 hostapd: all
 	@BUILD=$(abspath $(BUILD)) sh hostapd_patch/build.sh
