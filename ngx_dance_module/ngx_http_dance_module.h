@@ -120,7 +120,6 @@ extern int  ngx_http_dance_ctx_index;
 
 ngx_int_t ngx_http_dance_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_dance_log_first(ngx_http_core_main_conf_t *cmcf);
-void ngx_http_dance_wake(ngx_http_dance_conn_t *hc);
 ngx_int_t ngx_http_dance_client_id_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 ngx_int_t ngx_http_dance_status_variable(ngx_http_request_t *r,

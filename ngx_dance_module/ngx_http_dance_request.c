@@ -203,35 +203,6 @@ ngx_http_dance_unpark(void *data)
 
 
 /*
- * The verdict is in: let every waiting request run its phases again.
- * Posted, not called, so that no request is finalized (and no
- * connection freed) under the resolver's callback.
- */
-
-void
-ngx_http_dance_wake(ngx_http_dance_conn_t *hc)
-{
-    ngx_queue_t           *q;
-    ngx_http_request_t    *r;
-    ngx_http_dance_ctx_t  *ctx;
-
-    while (!ngx_queue_empty(&hc->waiting)) {
-        q = ngx_queue_head(&hc->waiting);
-        ngx_queue_remove(q);
-
-        ctx = ngx_queue_data(q, ngx_http_dance_ctx_t, queue);
-        ctx->parked = 0;
-        r = ctx->request;
-
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "dance: waking up request");
-
-        ngx_post_event(r->connection->write, &ngx_posted_events);
-    }
-}
-
-
-/*
  * A client copy of the identity header, in any spelling that some
  * backend could take for it: letters in any case, and "-" or "_" in
  * any place (CGI, FastCGI, uwsgi, SCGI and WSGI all fold "-" and "_"

@@ -19,6 +19,7 @@ static void ngx_http_dance_log(ngx_http_dance_conn_t *hc,
     struct dance_conn *dc, enum dance_status st);
 static int ngx_http_dance_verify_callback(int ok, X509_STORE_CTX *xs);
 static void ngx_http_dance_info_callback(const SSL *ssl, int where, int ret);
+static void ngx_http_dance_wake(ngx_http_dance_conn_t *hc);
 static void ngx_http_dance_on_answer(SSL *ssl, struct dance_conn *dc,
     void *arg);
 static void ngx_http_dance_on_refuse(SSL *ssl, struct dance_conn *dc,
@@ -246,6 +247,35 @@ ngx_http_dance_verify_callback(int ok, X509_STORE_CTX *xs)
     }
 
     return state == DANCE_CONN_NONE ? 1 : ok;
+}
+
+
+/*
+ * The verdict is in: let every waiting request run its phases again.
+ * Posted, not called, so that no request is finalized (and no
+ * connection freed) under the resolver's callback.
+ */
+
+static void
+ngx_http_dance_wake(ngx_http_dance_conn_t *hc)
+{
+    ngx_queue_t           *q;
+    ngx_http_request_t    *r;
+    ngx_http_dance_ctx_t  *ctx;
+
+    while (!ngx_queue_empty(&hc->waiting)) {
+        q = ngx_queue_head(&hc->waiting);
+        ngx_queue_remove(q);
+
+        ctx = ngx_queue_data(q, ngx_http_dance_ctx_t, queue);
+        ctx->parked = 0;
+        r = ctx->request;
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "dance: waking up request");
+
+        ngx_post_event(r->connection->write, &ngx_posted_events);
+    }
 }
 
 
