@@ -19,10 +19,13 @@ WARN      = -Wall -Wextra -Wno-unused-parameter
 CPPFLAGS += -Icommon/include -D_GNU_SOURCE
 LIBS      = -lunbound -lpcre2-8 -lssl -lcrypto -lpthread
 FUZZ_SECONDS ?= 20
-# Upstream release tarballs + SHA256SUMS (offline; see its README.md).
+# Upstream release tarballs + SHA256SUMS (offline copies, see their
+# README.md), for testing newer hosts: ../shared/upstream of the clone
+# (or of a worktree's parent).
 UPSTREAM ?= $(firstword $(wildcard $(abspath ../shared/upstream) \
-		$(abspath ../../shared/upstream)))
-NGINX_UPSTREAM ?= $(UPSTREAM)/nginx-1.31.4.tar.gz
+		$(abspath ../../shared/upstream)) ../shared/upstream)
+NGINX_TARBALL ?= $(UPSTREAM)/nginx-1.31.4.tar.gz
+FREERADIUS_TARBALL ?= $(UPSTREAM)/freeradius-server-3.2.10.tar.gz
 
 LIB_SRC   = $(wildcard common/src/*.c)
 LIB_OBJ   = $(LIB_SRC:common/src/%.c=$(BUILD)/obj/%.o)
@@ -107,18 +110,25 @@ fuzz:
 nginx: all
 	@BUILD=$(abspath $(BUILD)) sh ngx_dance_module/build.sh
 
-# nginx 1.31.4 + the module from $(NGINX_UPSTREAM), built once into
+# nginx 1.31.4 + the module from $(NGINX_TARBALL), built once into
 # $(BUILD)/nginx-1.31.4/; t/run.sh runs the nginx suites against it too.
 nginx-upstream: all
-	@if [ -f "$(NGINX_UPSTREAM)" ]; then \
-		BUILD=$(abspath $(BUILD)) sh t/tools/build_nginx.sh $(NGINX_UPSTREAM); \
+	@if [ -f "$(NGINX_TARBALL)" ]; then \
+		BUILD=$(abspath $(BUILD)) sh t/tools/build_nginx.sh $(abspath $(NGINX_TARBALL)); \
 	else \
-		echo "nginx-upstream: $(NGINX_UPSTREAM) not found (set UPSTREAM or" \
-			"NGINX_UPSTREAM); the nginx tests run against Debian's nginx only"; \
+		echo "nginx-upstream: $(NGINX_TARBALL) not found (set UPSTREAM= or" \
+			"NGINX_TARBALL=): the nginx_*@1.31.4 runs of make test will fail" >&2; \
 	fi
 
+# rlm_dance for Debian's FreeRADIUS, and for FREERADIUS_TARBALL (built
+# once into $(BUILD)/freeradius-X.Y.Z/) when it is there.
 freeradius: all
 	@BUILD=$(abspath $(BUILD)) sh freeradius_module/build.sh
+	@if [ -f "$(FREERADIUS_TARBALL)" ]; then \
+		BUILD=$(abspath $(BUILD)) FR_TARBALL=$(abspath $(FREERADIUS_TARBALL)) sh freeradius_module/build.sh; \
+	else \
+		echo "freeradius: $(FREERADIUS_TARBALL) not found, rlm_dance not built for it (set UPSTREAM= or FREERADIUS_TARBALL=)"; \
+	fi
 
 hostapd: all
 	@BUILD=$(abspath $(BUILD)) sh hostapd_patch/build.sh

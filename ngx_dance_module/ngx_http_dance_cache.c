@@ -448,3 +448,114 @@ ngx_http_dance_cache_now(void)
 
     return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
+
+
+/* the directives of both cache tiers: the worker's and the shared one */
+
+char *
+ngx_http_dance_worker_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_dance_main_conf_t  *dmcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (dmcf->worker_cache != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        dmcf->worker_cache = 0;
+        return NGX_CONF_OK;
+    }
+
+    /* the core counts entries in an unsigned int */
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n == NGX_ERROR || n == 0 || n > NGX_MAX_INT32_VALUE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid number of entries \"%V\", expected "
+                           "1 to %ui or \"off\"", &value[1],
+                           (ngx_uint_t) NGX_MAX_INT32_VALUE);
+        return NGX_CONF_ERROR;
+    }
+
+    dmcf->worker_cache = n;
+
+    return NGX_CONF_OK;
+}
+
+char *
+ngx_http_dance_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_dance_main_conf_t  *dmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (dmcf->shm_set) {
+        return "is duplicate";
+    }
+
+    dmcf->shm_set = 1;
+    value = cf->args->elts;
+
+    return ngx_http_dance_cache_conf(cf, &value[1], &dmcf->shm_zone);
+}
+
+/* dance_cache_ttl [min=T] [max=T] [negative=T] [failure=T]; */
+
+char *
+ngx_http_dance_cache_ttl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_dance_main_conf_t  *dmcf = conf;
+
+    time_t      *t;
+    ngx_str_t   *value, s;
+    ngx_uint_t   i;
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "min=", 4) == 0) {
+            t = &dmcf->min_ttl;
+            s.data = value[i].data + 4;
+
+        } else if (ngx_strncmp(value[i].data, "max=", 4) == 0) {
+            t = &dmcf->max_ttl;
+            s.data = value[i].data + 4;
+
+        } else if (ngx_strncmp(value[i].data, "negative=", 9) == 0) {
+            t = &dmcf->neg_ttl;
+            s.data = value[i].data + 9;
+
+        } else if (ngx_strncmp(value[i].data, "failure=", 8) == 0) {
+            t = &dmcf->fail_ttl;
+            s.data = value[i].data + 8;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        s.len = value[i].data + value[i].len - s.data;
+
+        *t = ngx_parse_time(&s, 1);
+        if (*t == (time_t) NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid time in \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (dmcf->min_ttl != NGX_CONF_UNSET && dmcf->max_ttl != NGX_CONF_UNSET
+        && dmcf->min_ttl > dmcf->max_ttl)
+    {
+        return "has min= above max=";
+    }
+
+    return NGX_CONF_OK;
+}

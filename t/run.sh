@@ -4,9 +4,9 @@
 #   sh t/run.sh [all|unit|core]
 #     unit  cmocka unit tests only (no DNS)
 #     core  unit + integration binaries (the set run under ASan)
-#     all   core + every t/*.sh script (real servers, real clients);
-#           the t/nginx_*.sh suites once more against every upstream
-#           nginx in $BUILD/nginx-X.Y.Z/ (named nginx_basic@X.Y.Z, ...)
+#     all   core + every t/*.sh script (real servers, real clients), and
+#           the runs listed in t/versions (a suite against another build
+#           of its host, e.g. freeradius@3.2.10, nginx_basic@1.31.4)
 #
 # Integration tests get a fresh offline DNSSEC world (t/world/world.sh);
 # its env file is passed as WORLD_ENV.  Each suite's own counts
@@ -68,19 +68,6 @@ for t in "$BUILD"/t/test_*; do
 	run_suite "$n" "$t"
 done
 
-# nginx_again SCRIPT: the nginx suites run once more against each
-# upstream nginx that t/tools/build_nginx.sh built into $BUILD/nginx-X.Y.Z/
-# (make nginx-upstream), as SCRIPT@X.Y.Z.
-ngx_built() { [ -x "$1/nginx" ] && [ -f "$1/ngx_http_dance_module.so" ]; }
-nginx_again() {
-	for d in "$BUILD"/nginx-[0-9]*; do
-		ngx_built "$d" || continue
-		run_suite "$(basename "$1" .sh)@${d##*/nginx-}" env \
-			NGINX_BIN="$d/nginx" \
-			NGINX_MODULE="$d/ngx_http_dance_module.so" sh "$1"
-	done
-}
-
 if [ "$what" != unit ]; then
 	world="$logdir/world"
 	if ! sh t/world/world.sh start "$world" >"$logdir/world.log" 2>&1; then
@@ -100,23 +87,27 @@ if [ "$what" != unit ]; then
 		run_suite "$n" "$t"
 	done
 	if [ "$what" = all ]; then
-		# a failed build of an upstream nginx (its make.log is kept)
-		for d in "$BUILD"/nginx-[0-9]*; do
-			[ -d "$d" ] && ! ngx_built "$d" || continue
-			run_suite "nginx-build@${d##*/nginx-}" sh -c \
-				'echo "not ok 1 - nginx and the module build ($1)"
-				tail -n 15 "$1" | sed "s/^/#   /"; exit 1' \
-				sh "$d/make.log"
-		done
 		for s in t/*.sh; do
 			case $s in t/run.sh|t/demo*.sh) continue ;; esac
 			run_suite "$(basename "$s" .sh)" sh "$s"
-			case $s in t/nginx_*.sh) nginx_again "$s" ;; esac
 		done
+		# t/versions: suites again, against other builds of their host;
+		# SCRIPT may be a pattern (t/nginx_*.sh), "*" in NAME is then
+		# each script's name.
+		while read -r label script vars <&3; do
+			case $label in ''|'#'*) continue ;; esac
+			for s in $script; do
+				[ -f "$s" ] || continue
+				n=$(basename "$s" .sh)
+				# shellcheck disable=SC2086
+				run_suite "$(printf '%s' "$label" | sed "s|\*|$n|")" \
+					env $(printf '%s' "$vars" | sed "s|\$BUILD|$BUILD|g") sh "$s"
+			done
+		done 3<t/versions
 	fi
 fi
 
-[ -n "$failed_suites" ] && echo "failed suites:$failed_suites (logs in $logdir)"
 [ "$skipped" -gt 0 ] && echo "$skipped skipped (reasons: grep SKIP $logdir/*.log)"
+[ -n "$failed_suites" ] && echo "failed suites:$failed_suites (logs in $logdir)"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -77,7 +77,9 @@ fi
 
 need_module() {
 	if [ ! -x "$NGINX_BIN" ]; then
-		bail "NGINX_BIN $NGINX_BIN is executable"
+		# (built by make nginx-upstream: its log says why not)
+		bail "NGINX_BIN $NGINX_BIN is executable" \
+			"$(tail -n 8 "$(dirname "$NGINX_BIN")/make.log" 2>/dev/null)"
 	fi
 	if [ ! -f "$MODULE" ] && [ -n "${NGINX_MODULE:-}" ]; then
 		bail "NGINX_MODULE $MODULE exists"
