@@ -416,20 +416,20 @@ fi
 # radsec_is TAG CERT KEY PORT WANT-IN-REPLY: accepted with that reply.
 radsec_is() {
 	if radsec "$1" "$2" "$3" "$4" && grep -q "$5" "$T/radclient-$1.log"; then
-		ok "RADSEC client tls: $1 accepted ($5)"
+		ok 0 "RADSEC client tls: $1 accepted ($5)"
 	else
-		nok "RADSEC client tls: $1 accepted ($5) [$(grep -h 'Reply-Message\|No reply' "$T/radclient-$1.log" | head -1)]"
+		ok 1 "RADSEC client tls: $1 accepted ($5) [$(grep -h 'Reply-Message\|No reply' "$T/radclient-$1.log" | head -1)]"
 	fi
 }
 # radsec_refused TAG CERT KEY PORT LOG-LINE: refused, LOG-LINE logged.
 radsec_refused() {
 	mark=$(wc -l <"$FRLOG")
 	if radsec "$1" "$2" "$3" "$4"; then
-		nok "RADSEC client tls: $1 refused (was accepted)"
+		ok 1 "RADSEC client tls: $1 refused (was accepted)"
 	elif tail -n +"$((mark + 1))" "$FRLOG" | grep -q -- "$5"; then
-		ok "RADSEC client tls: $1 refused (log: $5)"
+		ok 0 "RADSEC client tls: $1 refused (log: $5)"
 	else
-		nok "RADSEC client tls: $1 refused, log line \"$5\" missing"
+		ok 1 "RADSEC client tls: $1 refused, log line \"$5\" missing"
 	fi
 }
 if fr_client_tls; then
@@ -489,9 +489,9 @@ conf_bad eap_tls_config 's|eap_tls_config = "tls-common"|eap_tls_config = "nones
 conf_warn() { # tag sed-expr expected-warning
 	conf_check "$1" "$2"
 	if grep -q -- "$3" "$T/C-$1.log"; then
-		ok "config warned: $1 ($3)"
+		ok 0 "config warned: $1 ($3)"
 	else
-		nok "config warned: $1, warning \"$3\" missing"
+		ok 1 "config warned: $1, warning \"$3\" missing"
 	fi
 }
 conf_warn reject-unknown-intermediate \
@@ -513,12 +513,12 @@ if [ -n "$other" ]; then
 	for m in "$T"/lib/*.so; do ln -sf "$(readlink "$m")" "$T/lib-other/"; done
 	ln -sf "$other" "$T/lib-other/rlm_dance.so"
 	if conf_check other-version "s|libdir = .*|libdir = $T/lib-other|"; then
-		nok "rlm_dance built for another FreeRADIUS ($other) refused"
+		ok 1 "rlm_dance built for another FreeRADIUS ($other) refused"
 	elif grep -q "rlm_dance: built for FreeRADIUS .*, but this is FreeRADIUS $FR_VERSION\|rlm_dance magic number .* mismatch" \
 		"$T/C-other-version.log"; then
-		ok "rlm_dance built for another FreeRADIUS ($other) refused: $(grep -o "rlm_dance: built for.*\|rlm_dance magic number ([a-z]*) mismatch" "$T/C-other-version.log" | head -1)"
+		ok 0 "rlm_dance built for another FreeRADIUS ($other) refused: $(grep -o "rlm_dance: built for.*\|rlm_dance magic number ([a-z]*) mismatch" "$T/C-other-version.log" | head -1)"
 	else
-		nok "rlm_dance built for another FreeRADIUS ($other) refused, no version message"
+		ok 1 "rlm_dance built for another FreeRADIUS ($other) refused, no version message"
 	fi
 else
 	echo "# no rlm_dance.so built for another FreeRADIUS: version mismatch test skipped"
