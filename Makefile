@@ -5,7 +5,7 @@
 #   make test        unit + integration tests, closing "N passed, N failed"
 #                    (nginx suites against Debian's nginx and nginx 1.31.4
 #                    built from ../shared/upstream: make nginx-upstream)
-#   make test-asan   the same core tests under ASan+UBSan
+#   make test-asan   core tests, and nginx + the module, under ASan+UBSan
 #   make fuzz        libFuzzer targets, FUZZ_SECONDS each
 #   make demo        deps, build, local DNSSEC world, authenticate a device
 #   make install     tools to $(PREFIX)/bin, library and header
@@ -93,11 +93,15 @@ test: check-tests nginx freeradius hostapd
 test-unit: check-tests
 	@BUILD=$(abspath $(BUILD)) sh t/run.sh unit
 
+# The core's tests with leak checking, then the nginx module and nginx
+# itself (upstream release) under the same sanitizers, running the
+# nginx test suites (t/asan/hosts.sh).
 test-asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		LDFLAGS="-fsanitize=address,undefined" check-tests
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		BUILD=$(abspath build-asan) sh t/run.sh core
+	@BUILD=$(abspath build-asan) sh t/asan/hosts.sh $(abspath $(NGINX_TARBALL))
 
 # libFuzzer targets link against a sanitized, fuzzer-instrumented lib.
 fuzz:

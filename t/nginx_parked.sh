@@ -8,7 +8,7 @@
 need_module
 
 N=${PARKED:-200}
-ON=$(free_port) PLAIN=$(free_port)
+ON=$(free_port) PLAIN=$(free_port) H2=$(free_port)
 
 {
 	ngx_conf_head 1 info
@@ -30,6 +30,17 @@ $(ngx_http_head)
         listen 127.0.0.1:$PLAIN ssl;
         location / {
             return 200 "plain\n";
+        }
+    }
+
+    # HTTP/2 clients without dane_clientid, named by their SAN
+    server {
+        listen 127.0.0.1:$H2 ssl http2;
+        dance on;
+        dance_legacy_name san;
+        dance_allow .clients.test;
+        location / {
+            return 200 "id=[\$dance_client_id]\n";
         }
     }
 }
@@ -99,6 +110,26 @@ is "$(grep -c '^handshake ' "$T/flood3")" 20 "20 clients waiting, then killed"
 sleep 3.5	# past their timeout
 dc "$T/o" ee311.clients.test ee311 "$ON" --http /
 is "$(id_of "$T/o")" "ee311.clients.test" "the worker serves on after their lookups timed out"
+is "$(ngx_workers)" "$w0" "same worker (no crash)"
+
+# HTTP/2 streams reset, and connections closed, while their requests
+# wait: parked requests of a stream or connection that is gone must
+# leave no trace (make test-asan runs this under ASan/UBSan too)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$T/h2.key" -out "$T/h2.crt" -days 2 -subj /CN=h2 \
+	-addext "subjectAltName=DNS:h2.slow.clients.test" >/dev/null 2>&1
+H2REQ="/usr/bin/python3 $TOP/t/tools/h2req.py"
+$H2REQ "$H2" --cert "$T/h2.crt" --key "$T/h2.key" --streams 3 \
+	--reset-after 0.5 >"$T/h2r" 2>&1
+grep -q 'answered before the reset: 0' "$T/h2r" && grep -q 'reset 3 streams' "$T/h2r"
+ok $? "HTTP/2: 3 streams parked, then reset by the client" "$(cat "$T/h2r")"
+$H2REQ "$H2" --cert "$T/h2.crt" --key "$T/h2.key" --streams 3 \
+	--close-after 0.5 >"$T/h2c" 2>&1
+grep -q 'answered before the close: 0' "$T/h2c"
+ok $? "HTTP/2: 3 streams parked, then the connection closed" "$(cat "$T/h2c")"
+sleep 3.5	# past their timeout
+dc "$T/o" ee311.clients.test ee311 "$ON" --http /
+is "$(id_of "$T/o")" "ee311.clients.test" "the worker serves on after the resets and closes"
 is "$(ngx_workers)" "$w0" "same worker (no crash)"
 
 unlike "$E" '\[(alert|crit|emerg)\]' "no alerts in the error log"

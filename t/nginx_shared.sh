@@ -10,8 +10,8 @@ need_module
 
 # one_server WORKERS LOGLEVEL HTTP-LINES [SERVER-LINES [MAIN-LINES]]:
 # $T/nginx.conf with one "dance on" server on $P (listen options in
-# $LISTEN), trusting the anchor in $TA.
-TA=$WORLD_TA
+# $LISTEN), trusting the anchor in $TA (default: the world's).
+TA=
 LISTEN=
 one_server() {
 	{
@@ -19,7 +19,7 @@ one_server() {
 		[ -n "${5:-}" ] && printf '%s\n' "$5"
 		cat <<EOF
 http {
-$(ngx_http_head | sed "s|dance_trust_anchor .*;|dance_trust_anchor $TA;|")
+$(ngx_http_head | sed "${TA:+s|dance_trust_anchor .*;|dance_trust_anchor $TA;|}")
 $3
     server {
         listen 127.0.0.1:$P ssl$LISTEN;
@@ -121,7 +121,7 @@ ngx_stop
 
 # The smallest zone, no worker cache (every lookup asks the zone): 12
 # small answers, then big.clients.test (31 KB), then the 12 again.
-TA=$WORLD_TA
+TA=
 P=$(free_port)
 one_server 1 debug "    dance_cache shared:small:32k;
     dance_worker_cache off;"

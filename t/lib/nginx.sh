@@ -124,8 +124,13 @@ server_cert() {
 ngx_conf_head() {
 	server_cert
 	mkdir -p "$T/tmp"
-	# workers would run as "nobody": the world's files are not theirs
-	[ "$(id -u)" -eq 0 ] && echo "user root;"
+	# run as root, nginx's workers become nobody, as in production:
+	# they reach $T (nothing to list there) and read only what
+	# ngx_http_head puts into $T/pub
+	if [ "$(id -u)" -eq 0 ]; then
+		chmod 711 "$T"
+		echo "user nobody nogroup;"
+	fi
 	cat <<EOC
 load_module $MODULE;
 worker_processes ${1:-1};
@@ -151,6 +156,16 @@ ngx_http_head() {
 		*) echo "ngx_http_head: unknown option $_a" >&2; return 1 ;;
 		esac
 	done
+	_ta=$WORLD_TA
+	if [ "$(id -u)" -eq 0 ]; then
+		# the world's files are root's: the workers get copies
+		mkdir -p "$T/pub"
+		cp "$_ta" "$T/pub/ta"
+		cp "$_ub" "$T/pub/unbound.conf"
+		chmod 755 "$T/pub"
+		chmod 644 "$T/pub/ta" "$T/pub/unbound.conf"
+		_ta=$T/pub/ta _ub=$T/pub/unbound.conf
+	fi
 	cat <<EOC
     access_log $_al;
     client_body_temp_path $T/tmp/body;
@@ -161,7 +176,7 @@ ngx_http_head() {
     ssl_protocols $_pr;
     ssl_certificate $T/srv.crt;
     ssl_certificate_key $T/srv.key;
-    dance_trust_anchor $WORLD_TA;
+    dance_trust_anchor $_ta;
     dance_unbound_conf $_ub;
 EOC
 	[ "$_res" = off ] && cat <<EOC

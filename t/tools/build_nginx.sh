@@ -13,7 +13,9 @@
 #
 # Configured as a user builds it from source: --with-compat and SSL,
 # nothing else (no --with-debug, no --with-threads), so the tests also
-# run against an nginx without those flags.
+# run against an nginx without those flags.  NGX_CC_OPT and NGX_LD_OPT, when
+# set, are passed as --with-cc-opt/--with-ld-opt (make test-asan builds
+# one with -fsanitize=address,undefined into build-asan/).
 set -eu
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,7 +41,9 @@ work=$out/src
 
 addon=$top/ngx_dance_module	# its nginx "config" file
 
-want=$(cat "$tarball" "$addon/config" | cksum)
+NGX_CC_OPT=${NGX_CC_OPT:-}
+NGX_LD_OPT=${NGX_LD_OPT:-}
+want=$( (cat "$tarball" "$addon/config"; echo "$NGX_CC_OPT $NGX_LD_OPT") | cksum)
 stamp=$out/.dance-stamp
 mkdir -p "$out"
 if [ ! -f "$work/objs/Makefile" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]
@@ -58,6 +62,8 @@ then
 		cd "$work"
 		DANCE_BUILD=$BUILD ./configure --with-compat \
 			--with-http_ssl_module --with-http_v2_module \
+			${NGX_CC_OPT:+--with-cc-opt="$NGX_CC_OPT"} \
+			${NGX_LD_OPT:+--with-ld-opt="$NGX_LD_OPT"} \
 			--add-dynamic-module="$addon"
 	) >"$out/configure.log" 2>&1 ||
 		{ tail -n 20 "$out/configure.log" >&2; die "configure failed"; }

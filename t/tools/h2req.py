@@ -1,14 +1,19 @@
 #!/usr/bin/python3
 """t/tools/h2req.py PORT [--cert F --key F] [-H 'name: value']...
-[--no-authority] [--streams N] -- one HTTP/2 connection to 127.0.0.1:PORT
+[--no-authority] [--streams N] [--reset-after S | --close-after S]
+-- one HTTP/2 connection to 127.0.0.1:PORT
 (TLS with ALPN h2, the server not verified), N streams with the same
 headers (default 1).  Header names and values go out exactly as given,
 duplicates too: python3-h2's own checks are off, so malformed requests
-reach the server.  Prints ":status NNN" and the body of every stream."""
+reach the server.  Prints ":status NNN" and the body of every stream.
+--reset-after S resets every stream S seconds after sending it (then
+waits a second for what the server does, and closes); --close-after S
+closes the connection instead, without a word."""
 import argparse
 import socket
 import ssl
 import sys
+import time
 
 import h2.config
 import h2.connection
@@ -21,6 +26,8 @@ ap.add_argument("--key")
 ap.add_argument("-H", dest="headers", action="append", default=[])
 ap.add_argument("--no-authority", action="store_true")
 ap.add_argument("--streams", type=int, default=1)
+ap.add_argument("--reset-after", type=float)
+ap.add_argument("--close-after", type=float)
 a = ap.parse_args()
 
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -57,6 +64,43 @@ for i in range(a.streams):
     conn.send_headers(sid, heads, end_stream=True)
     streams[sid] = {"status": None, "body": b""}
 sock.sendall(conn.data_to_send())
+
+def answered_within(secs):
+    """Responses that arrive within secs (the rest are still waiting)."""
+    n, end = 0, time.time() + secs
+    while time.time() < end:
+        sock.settimeout(max(end - time.time(), 0.01))
+        try:
+            data = sock.recv(65536)
+        except (socket.timeout, ssl.SSLWantReadError):
+            continue
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                n += 1
+        sock.sendall(conn.data_to_send())
+    return n
+
+
+if a.close_after is not None:
+    print("answered before the close: %d" % answered_within(a.close_after))
+    sock.close()
+    sys.exit(0)
+if a.reset_after is not None:
+    print("answered before the reset: %d" % answered_within(a.reset_after))
+    for sid in streams:
+        conn.reset_stream(sid)
+    sock.sendall(conn.data_to_send())
+    sock.settimeout(1)
+    try:
+        while sock.recv(65536):
+            pass
+    except (socket.timeout, OSError):
+        pass
+    sock.close()
+    print("reset %d streams" % len(streams))
+    sys.exit(0)
 
 open_streams = set(streams)
 while open_streams:
