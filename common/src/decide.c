@@ -216,6 +216,7 @@ source_identity(struct dance_tls_server *srv, struct conn_priv *c,
 	char *name, char *why, size_t whylen, int *disallowed)
 {
 	struct dance_error e;
+	char shown[68];
 
 	if (c->identity == NULL || c->identity[0] == '\0') {
 		why_add(why, whylen, "identity: none%s%s", "", "");
@@ -223,8 +224,10 @@ source_identity(struct dance_tls_server *srv, struct conn_priv *c,
 	}
 	if (dance_name_check(c->identity, strlen(c->identity), 0, name, &e)
 	    != DANCE_OK) {
-		why_add(why, whylen, "identity \"%.64s\": %s", c->identity,
-			e.reason);
+		/* the client's bytes, escaped: they end up in logs */
+		why_add(why, whylen, "identity \"%s\": %s",
+			dance_escape(c->identity, strlen(c->identity), shown,
+			sizeof(shown)), e.reason);
 		return 0;
 	}
 	if (dance_policy_match(srv->cfg.policy, name, &c->entry, &e)

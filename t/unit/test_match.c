@@ -2322,6 +2322,14 @@ test_decide_identity(void **state)
 	assert_int_equal(dance_conn_reason_code(c), DANCE_REASON_NO_NAME);
 	assert_non_null(strstr(dance_conn_reason(c), "identity \"user@corp\""));
 	hs_free(&h);
+	/* A client's control bytes never reach a log line as they are. */
+	c = decide_identity(&h, cctx, w.sctx, "x\n[warn] forged\x1b[0m",
+		DANCE_STATUS_NONE, "NONE");
+	assert_non_null(strstr(dance_conn_reason(c),
+		"identity \"x\\x0a[warn] forged\\x1b[0m\""));
+	assert_null(strchr(dance_conn_reason(c), '\n'));
+	assert_null(strchr(dance_conn_reason(c), '\x1b'));
+	hs_free(&h);
 	/* A name outside the allow-list. */
 	c = decide_identity(&h, cctx, w.sctx, "ee.elsewhere.test",
 		DANCE_STATUS_NONE, "NONE");
