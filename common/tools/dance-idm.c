@@ -4,7 +4,7 @@
  * (RFC 7671 section 8).
  *
  *   dance-idm [-d STATEDIR] status [NAME] [--json]
- *   dance-idm [-d STATEDIR] run [NAME] [--dry-run] [--force] [--wait]
+ *   dance-idm [-d STATEDIR] run [NAME] [--dry-run] [--force] [--wait|--step]
  *   dance-idm [-d STATEDIR] roll NAME       start a key rollover
  *   dance-idm [-d STATEDIR] renew NAME      new certificate, same key
  *   dance-idm [-d STATEDIR] rollback NAME   withdraw a never-deployed key
@@ -1031,9 +1031,9 @@ tsig_error_str(ldns_pkt *p)
 {
 	ldns_rr *t = p != NULL ? ldns_pkt_tsig(p) : NULL;
 
-	if (t == NULL || ldns_rr_rd_count(t) < 5)
+	if (t == NULL || ldns_rr_rd_count(t) < 6)
 		return NULL;
-	switch (ldns_rdf2native_int16(ldns_rr_rdf(t, 4))) {
+	switch (ldns_rdf2native_int16(ldns_rr_rdf(t, 5))) {
 	case 16: return "BADSIG (the secret is wrong)";
 	case 17: return "BADKEY (the server does not know this key name, "
 		"or refuses this update for it)";
@@ -1109,7 +1109,12 @@ dns_update(struct idm *m, char from[][RDATA_MAX], size_t nf,
 			m->c.tsig_alg, ldns_get_errorstr_by_id(s));
 		goto out;
 	}
-	s = ldns_resolver_send_pkt(&a, r, q);
+	/* ldns_send, not ldns_resolver_send_pkt: that one drops a reply
+	 * whose TSIG does not verify, and with it the server's reason
+	 * (NOTAUTH + BADSIG/BADKEY).  Such a reply is only reported,
+	 * never taken as success. */
+	ldns_resolver_set_usevc(r, true);
+	s = ldns_send(&a, r, q);
 	rcode = a != NULL ? (int)ldns_pkt_get_rcode(a) : -1;
 	te = tsig_error_str(a);
 	if (a == NULL) {
@@ -1388,6 +1393,28 @@ copy_atomic(const char *src, const char *dst, mode_t mode)
 	return rc;
 }
 
+/* key and cert into one file, atomically (mode 0600: it has the key). */
+static int
+copy_pair(const char *key, const char *cert, const char *dst)
+{
+	char *a = read_file(key), *b = read_file(cert), *both = NULL;
+	size_t la, lb;
+	int rc = -1;
+
+	if (a == NULL || b == NULL)
+		say("cannot read %s or %s: %s", key, cert, strerror(errno));
+	else if ((both = malloc((la = strlen(a)) + (lb = strlen(b)) + 1)) !=
+	    NULL) {
+		memcpy(both, a, la);
+		memcpy(both + la, b, lb + 1);
+		rc = write_atomic(dst, both, la + lb, 0600);
+	}
+	free(a);
+	free(b);
+	free(both);
+	return rc;
+}
+
 /* Put key id in service: copy its files, run the deploy hook, probe. */
 static int
 deploy(struct idm *m, unsigned id)
@@ -1396,6 +1423,15 @@ deploy(struct idm *m, unsigned id)
 
 	key_path(m, id, "crt", cert, sizeof(cert));
 	key_path(m, id, "key", key, sizeof(key));
+	/* One file for both (deploy-cert = deploy-key): a reader never
+	 * sees the new certificate with the old key. */
+	if (m->c.deploy_cert != NULL && m->c.deploy_key != NULL &&
+	    strcmp(m->c.deploy_cert, m->c.deploy_key) == 0) {
+		if (copy_pair(key, cert, m->c.deploy_cert) != 0)
+			return -1;
+		return m->c.deploy_hook != NULL && run_hook(m, "deploy-hook",
+			m->c.deploy_hook, id) != 0 ? -1 : probe(m, id);
+	}
 	if (m->c.deploy_cert != NULL &&
 	    copy_atomic(cert, m->c.deploy_cert, 0644) != 0)
 		return -1;
@@ -1814,6 +1850,10 @@ cmd_run(struct idm *m, int wait)
 {
 	int r;
 
+	if (wait < 0) {		/* --step: one action, then stop */
+		r = step(m);
+		return r < 0 ? TOOL_EXIT_FAIL : r == 1 ? TOOL_EXIT_OK : r;
+	}
 	for (;;) {
 		while ((r = step(m)) == 1)
 			m->quiet = 0;
@@ -1924,6 +1964,7 @@ usage(FILE *f)
 "      --dry-run            print the nsupdate script instead\n"
 "      --force              deploy before propagation (says what breaks)\n"
 "      --wait               keep going until steady (or stalled)\n"
+"      --step               one action only (to walk through a roll)\n"
 "  roll NAME                start a key rollover (then run)\n"
 "  renew NAME               new certificate for the same key, deploy\n"
 "  rollback NAME            withdraw a new key that was never deployed\n"
@@ -1988,6 +2029,8 @@ main(int argc, char **argv)
 			m.force = 1;
 		else if (strcmp(argv[i], "--wait") == 0)
 			wait = 1;
+		else if (strcmp(argv[i], "--step") == 0)
+			wait = -1;
 		else if (argv[i][0] == '-')
 			return tool_usage_err(PROG, "unknown option %s",
 				argv[i]);

@@ -1,0 +1,478 @@
+#!/bin/sh
+# t/idm.sh -- dance-idm against real DNS servers and a real DANCE server.
+#
+# A child zone of the world's test. zone, delegated with a DS
+# (world.sh delegate): Knot DNS as its primary with automatic DNSSEC
+# signing and TSIG updates limited to TLSA below _device, a second knotd
+# as secondary fed by NOTIFY + IXFR (on 127.0.0.2, same port: the zone's
+# two NS addresses).  dance-idm enrols and rolls identities in it; the
+# validating resolver is the core's, with the world's trust anchor.
+. "$(dirname "$0")/lib/nginx.sh"
+
+IDM=$BUILD/bin/dance-idm
+CHECK=$BUILD/bin/dance-check
+SERVER=$BUILD/bin/dance-server
+ST=$T/state
+mkdir -p "$ST"
+
+for c in knotd knotc keymgr kdig knsupdate; do
+	if ! command -v $c >/dev/null 2>&1; then
+		echo "not ok 1 - $c missing (apt-get install knot knot-dnsutils)"
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+done
+[ -x "$IDM" ] && [ -x "$SERVER" ] || {
+	echo "not ok 1 - $IDM or $SERVER missing (make)"
+	echo "0 passed, 1 failed"
+	exit 1
+}
+
+# One port for both servers (127.0.0.1 primary, 127.0.0.2 secondary),
+# free for TCP and UDP; the zone name carries it, so that a second run
+# against the same world adds its own delegation.
+while :; do
+	P=$(free_port)
+	ss -Huan "sport = :$P" | grep -q . || break
+done
+ZONE=idm$P.test
+SECRET=$(openssl rand -base64 32)
+
+# -- Knot: primary (signing, updates) and secondary --------------------
+
+knot_conf() {	# knot_conf DIR ADDR: the server block
+	cat <<EOF
+server:
+    rundir: "$1"
+    listen: [ $2@$P ]
+    background-workers: 1
+    udp-workers: 1
+    tcp-workers: 1
+log:
+  - target: $1/knot.log
+    any: info
+database:
+    storage: "$1"
+EOF
+}
+
+K1=$T/knot1
+K2=$T/knot2
+mkdir -p "$K1" "$K2"
+{
+	knot_conf "$K1" 127.0.0.1
+	cat <<EOF
+key:
+  - id: idm
+    algorithm: hmac-sha256
+    secret: $SECRET
+remote:
+  - id: secondary
+    address: 127.0.0.2@$P
+acl:
+  # dance-idm may change TLSA records below _device, nothing else.
+  - id: idm_update
+    key: idm
+    action: update
+    update-type: [ TLSA ]
+    update-owner: name
+    update-owner-match: sub
+    update-owner-name: [ _device ]
+  - id: secondary_xfr
+    address: 127.0.0.2
+    action: transfer
+policy:
+  - id: idm
+    algorithm: ecdsap256sha256
+    ksk-lifetime: 0
+    zsk-lifetime: 0
+zone:
+  - domain: $ZONE.
+    file: "$K1/zone"
+    dnssec-signing: on
+    dnssec-policy: idm
+    notify: secondary
+    acl: [ idm_update, secondary_xfr ]
+    zonefile-sync: -1
+    journal-content: all
+    serial-policy: increment
+EOF
+} >"$K1/knot.conf"
+{
+	knot_conf "$K2" 127.0.0.2
+	cat <<EOF
+remote:
+  - id: primary
+    address: 127.0.0.1@$P
+    via: 127.0.0.2
+acl:
+  - id: primary_notify
+    address: 127.0.0.1
+    action: notify
+zone:
+  - domain: $ZONE.
+    master: primary
+    acl: primary_notify
+    zonefile-sync: -1
+    zonefile-load: none
+    journal-content: changes
+EOF
+} >"$K2/knot.conf"
+# Short TTLs: negative TTL min(2, 1) = 1 s.
+cat >"$K1/zone" <<EOF
+\$ORIGIN $ZONE.
+\$TTL 2
+@	SOA	ns1 hostmaster 1 60 10 600 1
+	NS	ns1
+	NS	ns2
+ns1	A	127.0.0.1
+ns2	A	127.0.0.2
+EOF
+
+knot_start() {	# knot_start DIR
+	setsid knotd -c "$1/knot.conf" </dev/null >"$1/stdout" 2>&1 &
+	T_BG="$T_BG $!"
+}
+
+soa_at() {	# soa_at ADDR: the serial it serves ("" if none)
+	kdig @"$1" -p "$P" "$ZONE" SOA +short +time=1 +retry=0 2>/dev/null |
+		awk '{ print $3 }'
+}
+
+wait_for() {	# wait_for TENTHS COMMAND...: until COMMAND succeeds
+	n=$1
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+
+signed_at() {
+	kdig @"$1" -p "$P" "$ZONE" DNSKEY +short +time=1 +retry=0 2>/dev/null |
+		grep -q '^257 '
+}
+has_zone() { [ -n "$(soa_at "$1")" ]; }
+
+knot_start "$K1"
+wait_for 50 signed_at 127.0.0.1
+ok $? "knot primary serves $ZONE, signed (KSK in DNSKEY)" "$(tail -n 5 "$K1/knot.log")"
+knot_start "$K2"
+wait_for 50 has_zone 127.0.0.2
+ok $? "knot secondary on 127.0.0.2 has the zone by AXFR" "$(tail -n 5 "$K2/knot.log")"
+
+# -- delegation with DS from the world's signed test. -------------------
+
+keymgr -c "$K1/knot.conf" "$ZONE." ds 2>&1 |
+	awk -v c="${ZONE%.test}" '$2 == "DS" && $5 == 2 {
+		print c "\tDS\t" $3, $4, $5, $6 }' >"$T/deleg"
+printf '%s\tNS\tns1.%s\n%s\tNS\tns2.%s\nns1.%s\tA\t127.0.0.1\nns2.%s\tA\t127.0.0.2\n' \
+	"${ZONE%.test}" "${ZONE%.test}" "${ZONE%.test}" "${ZONE%.test}" \
+	"${ZONE%.test}" "${ZONE%.test}" >>"$T/deleg"
+grep -q DS "$T/deleg" && sh "$TOP/t/world/world.sh" delegate "$WORLD_DIR" \
+	"$T/deleg" >"$T/deleg.log" 2>&1
+ok $? "delegated from test. with DS" "$(cat "$T/deleg" "$T/deleg.log")"
+# The stub tells libunbound where the child's servers listen (the
+# delegation's glue has no port).
+{
+	cat "$WORLD_UNBOUND_CONF"
+	printf 'stub-zone:\n\tname: "%s."\n\tstub-addr: 127.0.0.1@%s\n\tstub-addr: 127.0.0.2@%s\n' \
+		"$ZONE" "$P" "$P"
+} >"$T/unbound.conf"
+
+# -- identities ---------------------------------------------------------
+
+conf() {	# conf NAME [EXTRA-LINES]: STATEDIR/NAME.conf
+	{
+		cat <<EOF
+zone $ZONE
+primary 127.0.0.1@$P
+ns-port $P
+tsig hmac-sha256:idm:$SECRET
+ta $WORLD_TA
+unbound-conf $T/unbound.conf
+ttl 1
+propagation-delay 0
+visible-timeout 30
+deploy-cert $T/$1.pem
+deploy-key $T/$1.pem
+EOF
+		[ -n "${2:-}" ] && printf '%s\n' "$2"
+	} >"$ST/$1.conf"
+}
+
+idm() {	# idm OUT ARGS...: output in OUT, exit status in OUT.rc
+	out=$1
+	shift
+	timeout 120 "$IDM" -d "$ST" "$@" >"$out" 2>&1
+	echo $? >"$out.rc"
+}
+
+state_of() { sed -n 's/^state //p' "$ST/$1.state" 2>/dev/null; }
+key_of() { sed -n "s/^$2 //p" "$ST/$1.state"; }
+
+tlsa_at() {	# tlsa_at ADDR NAME: sorted rdata, lower case
+	kdig @"$1" -p "$P" "$2" TLSA +short +time=1 +retry=0 |
+		tr 'A-F' 'a-f' | sort | tr '\n' ';'
+}
+
+# "3 1 1 <hex>" of a key's certificate, from dance-tlsa.
+tlsa_of() {	# tlsa_of NAME ID
+	"$BUILD/bin/dance-tlsa" "$ST/$1.keys/$2.crt" 3 1 1 |
+		awk '{ print $4, $5, $6, $7 }'
+}
+
+check() {	# check NAME CERT: dance-check through the world's resolver
+	timeout 20 "$CHECK" --ta "$WORLD_TA" --unbound-conf "$T/unbound.conf" \
+		"$1" "$2" >"$T/check.out" 2>&1
+}
+
+# -- enrolment, held back by the secondary ------------------------------
+
+D1=dev1._device.$ZONE
+conf "$D1"
+knotc -c "$K2/knot.conf" zone-freeze "$ZONE." >/dev/null
+idm "$T/r1" run "$D1"
+is "$(rc_of "$T/r1"):$(state_of "$D1")" "0:tlsa-published" \
+	"enrol: key generated and TLSA published by UPDATE"
+sleep 2
+idm "$T/r2" run "$D1"
+is "$(rc_of "$T/r2"):$(state_of "$D1")" "0:tlsa-published" \
+	"secondary held back (zone frozen): the state does not advance"
+like "$T/r2" "not yet at 127.0.0.2@$P: serial" \
+	"status says which server is behind"
+[ ! -e "$T/$D1.pem" ]
+ok $? "nothing deployed while not visible"
+knotc -c "$K2/knot.conf" zone-thaw "$ZONE." >/dev/null
+idm "$T/r3" run "$D1" --wait
+is "$(rc_of "$T/r3"):$(state_of "$D1")" "0:steady" \
+	"after the secondary caught up: visible, propagated, deployed, steady" \
+	"$(cat "$T/r3")"
+K=$(key_of "$D1" cur)
+is "$(tlsa_at 127.0.0.2 "$D1")" "$(tlsa_of "$D1" "$K");" \
+	"the secondary serves exactly the new record"
+check "$D1" "$T/$D1.pem"
+ok $? "dance-check authenticates the deployed certificate" "$(cat "$T/check.out")"
+idm "$T/r4" run "$D1"
+is "$(rc_of "$T/r4"):$(cat "$T/r4")" "0:" "run again: nothing due, silent, exit 0"
+
+# -- status ---------------------------------------------------------------
+
+idm "$T/s1" status "$D1" --json
+like "$T/s1" '"state":"steady","since":"[0-9T:-]+Z","next_action":"renew' \
+	"status --json: state, since, next action"
+idm "$T/s2" status
+like "$T/s2" "allowed +run roll renew revoke" "status lists the allowed actions"
+
+# -- dry run: the nsupdate script, no change -------------------------------
+
+idm "$T/d0" roll "$D1"
+cp "$ST/$D1.state" "$T/state.before"
+idm "$T/d1" run "$D1" --dry-run
+like "$T/d1" "^prereq yxrrset $D1\. IN TLSA 3 1 1 " "--dry-run: prerequisite = the current set"
+like "$T/d1" "^update add $D1\. 1 IN TLSA 3 1 1 " "--dry-run: the update"
+cmp -s "$ST/$D1.state" "$T/state.before"
+ok $? "--dry-run changes no state"
+
+# The script applied by hand = an UPDATE that got through before a crash:
+# the replay is recognised, the roll goes on.
+sed "s|^key \([^ ]*\) .*|key \1 $SECRET|" "$T/d1" | knsupdate >"$T/ns.out" 2>&1
+ok $? "the --dry-run script is accepted by knsupdate" "$(cat "$T/ns.out")"
+idm "$T/d2" run "$D1" --step
+like "$T/d2" "already applied" "a replayed update counts as done"
+is "$(state_of "$D1")" "tlsa-published" "... and the state advances"
+idm "$T/d3" run "$D1" --wait
+N=$(key_of "$D1" cur)
+is "$(rc_of "$T/d3"):$(tlsa_at 127.0.0.1 "$D1")" "0:$(tlsa_of "$D1" "$N");" \
+	"second roll: only the new key's record left"
+
+# -- wrong TSIG key, refused update: clear errors, no state change ---------
+
+idm "$T/w0" roll "$D1"
+cp "$ST/$D1.state" "$T/state.before"
+sed -i "s|^tsig .*|tsig hmac-sha256:idm:$(openssl rand -base64 32)|" "$ST/$D1.conf"
+idm "$T/w1" run "$D1"
+like "$T/w1" "refused .*BADSIG" "wrong TSIG secret: BADSIG, said clearly"
+cmp -s "$ST/$D1.state" "$T/state.before"
+ok $? "wrong TSIG secret: state unchanged" "rc $(rc_of "$T/w1")"
+sed -i "s|^tsig .*|tsig hmac-sha256:nokey:$SECRET|" "$ST/$D1.conf"
+idm "$T/w2" run "$D1"
+like "$T/w2" "BADKEY" "unknown TSIG key name: BADKEY"
+sed -i "s|^tsig .*|tsig hmac-sha256:idm:$SECRET|" "$ST/$D1.conf"
+
+S1=svc.$ZONE	# outside _device: the ACL refuses it
+conf "$S1"
+idm "$T/x1" run "$S1"
+cp "$ST/$S1.state" "$T/state.before"
+idm "$T/x2" run "$S1"
+is "$(rc_of "$T/x2")" 1 "update outside the allowed names: exit 1"
+like "$T/x2" "refused by 127.0.0.1@$P" "refused update: said clearly"
+cmp -s "$ST/$S1.state" "$T/state.before"
+ok $? "refused update: state unchanged"
+rm -f "$ST/$S1.conf"
+
+# -- stalled: not visible before the deadline; rollback --------------------
+
+idm "$T/w3" run "$D1" --wait
+is "$(rc_of "$T/w3"):$(state_of "$D1")" "0:steady" "with the right key the roll completes"
+OLD=$(key_of "$D1" cur)
+cp "$T/$D1.pem" "$T/deployed.before"
+sed -i 's/^visible-timeout .*/visible-timeout 2/' "$ST/$D1.conf"
+knotc -c "$K2/knot.conf" zone-freeze "$ZONE." >/dev/null
+idm "$T/t0" roll "$D1"
+idm "$T/t1" run "$D1"
+sleep 3
+idm "$T/t2" run "$D1"
+is "$(rc_of "$T/t2"):$(state_of "$D1")" "3:stalled" "not visible by the deadline: stalled, exit 3"
+like "$T/t2" "ALERT: .*nothing was deployed" "stalled: alert on stderr"
+cmp -s "$T/$D1.pem" "$T/deployed.before"
+ok $? "stalled: the old certificate stays deployed"
+idm "$T/t3" rollback "$D1"
+is "$(rc_of "$T/t3"):$(state_of "$D1"):$(key_of "$D1" cur)" "0:steady:$OLD" \
+	"rollback: back to steady with the old key"
+is "$(tlsa_at 127.0.0.1 "$D1")" "$(tlsa_of "$D1" "$OLD");" \
+	"rollback removed the new record at the primary"
+knotc -c "$K2/knot.conf" zone-thaw "$ZONE." >/dev/null
+sed -i 's/^visible-timeout .*/visible-timeout 30/' "$ST/$D1.conf"
+
+# -- kill -9 in every state, then run again ---------------------------------
+
+for X in next-key-generated tlsa-published visible propagated deployed old-retired; do
+	idm "$T/k0" roll "$D1"
+	n=0
+	while [ "$(state_of "$D1")" != "$X" ] && [ $n -lt 100 ]; do
+		idm "$T/k1" run "$D1" --step
+		[ "$(state_of "$D1")" = "$X" ] || sleep 0.2
+		n=$((n + 1))
+	done
+	NEW=$(key_of "$D1" next)
+	"$IDM" -d "$ST" run "$D1" --wait >"$T/k2" 2>&1 &
+	kp=$!
+	sleep 0.05
+	kill -9 $kp 2>/dev/null
+	wait $kp 2>/dev/null
+	idm "$T/k3" run "$D1" --wait
+	want="0:steady:$NEW:$(tlsa_of "$D1" "$NEW");:$(tlsa_of "$D1" "$NEW");"
+	got="$(rc_of "$T/k3"):$(state_of "$D1"):$(key_of "$D1" cur):$(tlsa_at 127.0.0.1 "$D1"):$(tlsa_at 127.0.0.2 "$D1")"
+	is "$got" "$want" "kill -9 in $X, run again: steady with the new key, exactly its record at both servers"
+done
+check "$D1" "$T/$D1.pem"
+ok $? "after the kills the deployed certificate authenticates" "$(cat "$T/check.out")"
+
+# -- renewal keeps the key: no DNS change ----------------------------------
+
+serial=$(soa_at 127.0.0.1)
+before=$(openssl x509 -in "$T/$D1.pem" -noout -serial)
+idm "$T/n1" renew "$D1"
+after=$(openssl x509 -in "$T/$D1.pem" -noout -serial)
+[ "$(rc_of "$T/n1")" = 0 ] && [ "$before" != "$after" ]
+ok $? "renew: a new certificate deployed" "$(cat "$T/n1")"
+is "$(soa_at 127.0.0.1)" "$serial" "renew with the same key: no DNS change (serial unchanged)"
+
+# -- a CA-issued identity (ca-hook from a CSR) ------------------------------
+
+D2=ca1._device.$ZONE
+conf "$D2" "ca-hook openssl x509 -req -in \"\$IDM_CSR\" -CA $C/devca.crt -CAkey $C/devca.key -days 30 -copy_extensions copy -out \"\$IDM_CERT\""
+idm "$T/c1" run "$D2" --wait
+is "$(rc_of "$T/c1"):$(state_of "$D2")" "0:steady" "ca-hook identity enrolled" "$(cat "$T/c1")"
+openssl x509 -in "$T/$D2.pem" -noout -issuer | grep -q "DANCE test device CA"
+ok $? "its certificate was issued by the CA hook"
+check "$D2" "$T/$D2.pem"
+ok $? "dance-check authenticates it (3 1 1 of the CA-issued cert)" "$(cat "$T/check.out")"
+
+# -- revoke ------------------------------------------------------------------
+
+idm "$T/v1" revoke "$D2"
+like "$T/v1" "revoked; effective by [0-9T:-]+Z" "revoke says when it is effective"
+is "$(rc_of "$T/v1"):$(tlsa_at 127.0.0.1 "$D2")" "0:" "revoke removed the record"
+
+# -- the rollover that matters: a DANCE server and a client, continuously ---
+
+D3=web._device.$ZONE
+conf "$D3"
+sed -i 's/^ttl .*/ttl 3/' "$ST/$D3.conf"
+idm "$T/e1" run "$D3" --wait
+is "$(rc_of "$T/e1"):$(state_of "$D3")" "0:steady" "web identity enrolled (TTL 3)"
+server_cert
+SP=$(free_port)
+"$SERVER" --cert "$T/srv.crt" --key "$T/srv.key" --listen "127.0.0.1:$SP" \
+	--allow "._device.$ZONE" --ta "$WORLD_TA" \
+	--unbound-conf "$T/unbound.conf" >"$T/server.log" 2>&1 &
+T_BG="$T_BG $!"
+wait_for 50 sh -c "ss -Htln 'sport = :$SP' | grep -q ."
+
+one() {	# one CERTFILE: one handshake; exit 0 when authenticated
+	timeout 10 "$CLIENT" --cert "$1" --key "$1" --name "$D3" \
+		"127.0.0.1:$SP" >"$T/one.$$" 2>&1 &&
+		grep -q 'DANCE-Status: SUCCESS' "$T/one.$$"
+}
+
+traffic() {	# traffic LOG: handshakes with the deployed files until $T/stop
+	rm -f "$T/stop"
+	(
+		while [ ! -e "$T/stop" ]; do
+			if timeout 10 "$CLIENT" --cert "$T/$D3.pem" \
+			    --key "$T/$D3.pem" --name "$D3" "127.0.0.1:$SP" \
+			    >"$T/tr.out" 2>&1 &&
+			    grep -q 'DANCE-Status: SUCCESS' "$T/tr.out"; then
+				echo ok
+			else
+				echo fail
+				sed 's/^/# /' "$T/tr.out" >>"$1.why"
+			fi
+			sleep 0.1
+		done >>"$1"
+	) &
+	TRAFFIC=$!
+	T_BG="$T_BG $TRAFFIC"
+}
+
+traffic_stop() {
+	touch "$T/stop"
+	wait "$TRAFFIC" 2>/dev/null
+}
+
+count_of() { grep -c "^$2\$" "$1"; }
+
+one "$T/$D3.pem"
+ok $? "the DANCE server authenticates the enrolled client" "$(cat "$T/one.$$" "$T/server.log" | tail -n 20)"
+OLD=$(key_of "$D3" cur)
+cp "$T/$D3.pem" "$T/old.pem"
+: >"$T/good"
+traffic "$T/good"
+sleep 1
+idm "$T/g0" roll "$D3"
+idm "$T/g1" run "$D3" --wait
+sleep 4		# TTL + 1 with the new key alone
+traffic_stop
+is "$(rc_of "$T/g1"):$(state_of "$D3")" "0:steady" "roll under traffic completed" "$(cat "$T/g1")"
+is "$(count_of "$T/good" fail)" 0 "zero failed handshakes during the roll" "$(head -n 20 "$T/good.why" 2>/dev/null)"
+[ "$(count_of "$T/good" ok)" -ge 20 ]
+ok $? "the client kept authenticating ($(count_of "$T/good" ok) handshakes)"
+[ "$OLD" != "$(key_of "$D3" cur)" ] && ! cmp -s "$T/old.pem" "$T/$D3.pem"
+ok $? "a new key is deployed"
+! one "$T/old.pem"
+ok $? "the old key is refused after retirement + TTL" "$(cat "$T/one.$$")"
+one "$T/$D3.pem"
+ok $? "the new key is accepted"
+
+# The negative twin: the same roll, deployed at once with --force.
+: >"$T/bad"
+traffic "$T/bad"
+sleep 1
+idm "$T/f0" roll "$D3"
+idm "$T/f1" run "$D3" --step
+idm "$T/f2" run "$D3" --force
+like "$T/f2" "WARNING: --force: deploying key [0-9]+ before its TLSA record has propagated" \
+	"--force says what may break"
+sleep 3
+traffic_stop
+idm "$T/f3" run "$D3" --wait
+[ "$(count_of "$T/bad" fail)" -gt 0 ]
+ok $? "--force (no wait): failed handshakes ($(count_of "$T/bad" fail) of $(wc -l <"$T/bad"))"
+is "$(rc_of "$T/f3"):$(state_of "$D3")" "0:steady" "the forced roll still ends steady"
+
+rm -f "$T/one.$$"
+done_testing
