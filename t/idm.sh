@@ -382,6 +382,29 @@ ok $? "its certificate was issued by the CA hook"
 check "$D2" "$T/$D2.pem"
 ok $? "dance-check authenticates it (3 1 1 of the CA-issued cert)" "$(cat "$T/check.out")"
 
+# -- standby key: current + next published, a roll needs no wait -----------
+
+D4=sb._device.$ZONE
+conf "$D4" "standby yes"
+idm "$T/b1" run "$D4" --wait
+CUR=$(key_of "$D4" cur)
+SB=$(key_of "$D4" standby)
+want=$(printf '%s;%s;' "$(tlsa_of "$D4" "$CUR")" "$(tlsa_of "$D4" "$SB")" | tr ';' '\n' | sort | tr '\n' ';')
+is "$(rc_of "$T/b1"):$(state_of "$D4"):$(tlsa_at 127.0.0.2 "$D4")" "0:steady:$want" \
+	"standby yes: current and standby key published (3 1 1 x 2)" "$(cat "$T/b1")"
+sleep 2		# the standby record has propagated (2 x TTL)
+idm "$T/b2" roll "$D4"
+idm "$T/b3" run "$D4"
+openssl x509 -in "$T/$D4.pem" -noout -pubkey >"$T/b.dep"
+openssl x509 -in "$ST/$D4.keys/$SB.crt" -noout -pubkey >"$T/b.sb"
+cmp -s "$T/b.dep" "$T/b.sb"
+ok $? "roll to the standby key: deployed in the same run, no wait" "$(cat "$T/b3")"
+idm "$T/b4" run "$D4" --wait
+NSB=$(key_of "$D4" standby)
+want=$(printf '%s;%s;' "$(tlsa_of "$D4" "$SB")" "$(tlsa_of "$D4" "$NSB")" | tr ';' '\n' | sort | tr '\n' ';')
+is "$(rc_of "$T/b4"):$(key_of "$D4" cur):$(tlsa_at 127.0.0.2 "$D4")" "0:$SB:$want" \
+	"old key retired, a new standby key published"
+
 # -- revoke ------------------------------------------------------------------
 
 idm "$T/v1" revoke "$D2"
@@ -403,26 +426,50 @@ SP=$(free_port)
 T_BG="$T_BG $!"
 wait_for 50 sh -c "ss -Htln 'sport = :$SP' | grep -q ."
 
-one() {	# one CERTFILE: one handshake; exit 0 when authenticated
+# nginx with the module, same resolver configuration.
+need_module
+NP=$(free_port)
+{
+	ngx_conf_head 1 info
+	cat <<EOF
+http {
+$(ngx_http_head | sed "s|$WORLD_UNBOUND_CONF|$T/unbound.conf|")
+    server {
+        listen 127.0.0.1:$NP ssl;
+        dance on;
+        dance_allow ._device.$ZONE;
+        location / {
+            return 200 "id=[\$dance_client_id]\n";
+        }
+    }
+}
+EOF
+} >"$T/nginx.conf"
+ngx_start "$NP"
+ok $? "nginx with the module started"
+
+# one CERTFILE OUT: a handshake with dance-server and one with nginx;
+# exit 0 when both authenticated the client.
+one() {
 	timeout 10 "$CLIENT" --cert "$1" --key "$1" --name "$D3" \
-		"127.0.0.1:$SP" >"$T/one.$$" 2>&1 &&
-		grep -q 'DANCE-Status: SUCCESS' "$T/one.$$"
+		"127.0.0.1:$SP" >"$2" 2>&1 &&
+	grep -q 'DANCE-Status: SUCCESS' "$2" &&
+	timeout 10 "$CLIENT" --cert "$1" --key "$1" --name "$D3" \
+		--http / "127.0.0.1:$NP" >>"$2" 2>&1 &&
+	grep -q "id=\[$D3\]" "$2"
 }
 
 traffic() {	# traffic LOG: handshakes with the deployed files until $T/stop
 	rm -f "$T/stop"
 	(
 		while [ ! -e "$T/stop" ]; do
-			if timeout 10 "$CLIENT" --cert "$T/$D3.pem" \
-			    --key "$T/$D3.pem" --name "$D3" "127.0.0.1:$SP" \
-			    >"$T/tr.out" 2>&1 &&
-			    grep -q 'DANCE-Status: SUCCESS' "$T/tr.out"; then
+			if one "$T/$D3.pem" "$T/tr.out"; then
 				echo ok
 			else
 				echo fail
 				sed 's/^/# /' "$T/tr.out" >>"$1.why"
 			fi
-			sleep 0.1
+			sleep 0.05
 		done >>"$1"
 	) &
 	TRAFFIC=$!
@@ -436,8 +483,8 @@ traffic_stop() {
 
 count_of() { grep -c "^$2\$" "$1"; }
 
-one "$T/$D3.pem"
-ok $? "the DANCE server authenticates the enrolled client" "$(cat "$T/one.$$" "$T/server.log" | tail -n 20)"
+one "$T/$D3.pem" "$T/one"
+ok $? "dance-server and nginx authenticate the enrolled client" "$(cat "$T/one" "$T/server.log" | tail -n 20)"
 OLD=$(key_of "$D3" cur)
 cp "$T/$D3.pem" "$T/old.pem"
 : >"$T/good"
@@ -450,13 +497,17 @@ traffic_stop
 is "$(rc_of "$T/g1"):$(state_of "$D3")" "0:steady" "roll under traffic completed" "$(cat "$T/g1")"
 is "$(count_of "$T/good" fail)" 0 "zero failed handshakes during the roll" "$(head -n 20 "$T/good.why" 2>/dev/null)"
 [ "$(count_of "$T/good" ok)" -ge 20 ]
-ok $? "the client kept authenticating ($(count_of "$T/good" ok) handshakes)"
+ok $? "the client kept authenticating ($(count_of "$T/good" ok) x 2 handshakes)"
 [ "$OLD" != "$(key_of "$D3" cur)" ] && ! cmp -s "$T/old.pem" "$T/$D3.pem"
 ok $? "a new key is deployed"
-! one "$T/old.pem"
-ok $? "the old key is refused after retirement + TTL" "$(cat "$T/one.$$")"
-one "$T/$D3.pem"
-ok $? "the new key is accepted"
+timeout 10 "$CLIENT" --cert "$T/old.pem" --key "$T/old.pem" --name "$D3" \
+	"127.0.0.1:$SP" >"$T/one" 2>&1
+is "$?" 1 "dance-server refuses the old key after retirement + TTL" "$(cat "$T/one")"
+timeout 10 "$CLIENT" --cert "$T/old.pem" --key "$T/old.pem" --name "$D3" \
+	--http / "127.0.0.1:$NP" >"$T/one" 2>&1
+is "$?" 1 "nginx refuses the old key after retirement + TTL" "$(cat "$T/one")"
+one "$T/$D3.pem" "$T/one"
+ok $? "the new key is accepted by both"
 
 # The negative twin: the same roll, deployed at once with --force.
 : >"$T/bad"
@@ -474,5 +525,4 @@ idm "$T/f3" run "$D3" --wait
 ok $? "--force (no wait): failed handshakes ($(count_of "$T/bad" fail) of $(wc -l <"$T/bad"))"
 is "$(rc_of "$T/f3"):$(state_of "$D3")" "0:steady" "the forced roll still ends steady"
 
-rm -f "$T/one.$$"
 done_testing

@@ -72,6 +72,7 @@ struct conf {
 	unsigned long days;		/* certificate lifetime */
 	unsigned long renew_before;	/* days before expiry */
 	int keep_key;			/* renewals keep the key */
+	int standby;			/* keep a next key published */
 	const char *ca_hook;		/* issue a cert from IDM_CSR */
 	const char *deploy_cert, *deploy_key, *deploy_hook;
 	char *buf;			/* the file's text; strings point in */
@@ -99,6 +100,12 @@ struct state {
 	long long published_at, visible_at;
 	unsigned long wait;		/* 2 x max(TTLs) + delay, s */
 	int deploying;			/* deploy of next was attempted */
+	/* Pre-published key (standby yes): its record is in the set and
+	 * has been visible since standby_at, so a roll to it needs no
+	 * wait.  prepub: the roll under way only pre-publishes next. */
+	unsigned standby;
+	long long standby_at;
+	int prepub;
 };
 
 struct idm {
@@ -307,6 +314,12 @@ conf_load(struct idm *m, const char *name)
 				rc = -1;
 			}
 			c->keep_key = strcmp(v, "keep") == 0;
+		} else if (strcmp(k, "standby") == 0) {
+			if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
+				say("standby '%s': want yes or no", v);
+				rc = -1;
+			}
+			c->standby = strcmp(v, "yes") == 0;
 		} else if (strcmp(k, "ca-hook") == 0)
 			c->ca_hook = v;
 		else if (strcmp(k, "deploy-cert") == 0)
@@ -414,6 +427,12 @@ state_load(struct idm *m)
 			s->wait = strtoul(v, NULL, 10);
 		else if (strcmp(k, "deploying") == 0)
 			s->deploying = atoi(v);
+		else if (strcmp(k, "standby") == 0)
+			s->standby = (unsigned)atoi(v);
+		else if (strcmp(k, "standby-at") == 0)
+			s->standby_at = atoll(v);
+		else if (strcmp(k, "prepub") == 0)
+			s->prepub = atoi(v);
 	}
 	free(buf);
 	return 0;
@@ -467,9 +486,10 @@ state_save(struct idm *m)
 		"# dance-idm state of %s; written by dance-idm, do not edit\n"
 		"state %s\nsince %lld\ncur %u\nnext %u\nlast-id %u\n"
 		"serial %lu\npublished-at %lld\nvisible-at %lld\nwait %lu\n"
-		"deploying %d\n", m->c.name, st_names[s->st], s->since,
-		s->cur, s->next, s->last_id, s->serial, s->published_at,
-		s->visible_at, s->wait, s->deploying);
+		"deploying %d\nstandby %u\nstandby-at %lld\nprepub %d\n",
+		m->c.name, st_names[s->st], s->since, s->cur, s->next,
+		s->last_id, s->serial, s->published_at, s->visible_at, s->wait,
+		s->deploying, s->standby, s->standby_at, s->prepub);
 	for (i = 0; i < s->n_set && o < sizeof(buf); i++)
 		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "tlsa %s\n",
 			s->set[i]);
@@ -1548,12 +1568,30 @@ step_retire(struct idm *m, unsigned old)
 	return set_state(m, ST_RETIRED);
 }
 
-/* Start a rollover: a new key, not yet anywhere. */
+/* Start a rollover: a new key, not yet anywhere; or, with a standby
+ * key, that key, published long ago (prepub: make a standby key). */
 static int
-start_roll(struct idm *m)
+start_roll(struct idm *m, int prepub)
 {
+	struct state *s = &m->s;
 	unsigned id;
 
+	if (!prepub && s->standby != 0) {
+		if (m->dry_run) {
+			printf("%s: would roll to the standby key %u\n",
+				m->c.name, s->standby);
+			return 1;
+		}
+		s->next = s->standby;
+		s->visible_at = s->published_at = s->standby_at;
+		s->standby = 0;
+		s->standby_at = 0;
+		s->deploying = 0;
+		s->prepub = 0;
+		printf("%s: rolling to the standby key %u (published and "
+			"visible since before)\n", m->c.name, s->next);
+		return set_state(m, ST_VISIBLE);
+	}
 	if (m->dry_run) {
 		printf("%s: would generate a new key and publish its TLSA\n",
 			m->c.name);
@@ -1563,8 +1601,10 @@ start_roll(struct idm *m)
 		return -1;
 	m->s.next = id;
 	m->s.deploying = 0;
+	m->s.prepub = prepub;
 	m->s.published_at = m->s.visible_at = 0;
-	printf("%s: generated key %u\n", m->c.name, id);
+	printf("%s: generated %skey %u\n", m->c.name,
+		prepub ? "standby " : "", id);
 	return set_state(m, ST_NEXT_KEY);
 }
 
@@ -1610,13 +1650,15 @@ step(struct idm *m)
 	case ST_REVOKED:
 		if (s->st == ST_REVOKED)
 			return 0;
-		return start_roll(m) < 0 ? -1 : !m->dry_run;
+		return start_roll(m, 0) < 0 ? -1 : !m->dry_run;
 	case ST_STEADY:
+		if (m->c.standby && s->standby == 0)
+			return start_roll(m, 1) < 0 ? -1 : !m->dry_run;
 		if (cert_left(m, s->cur) > (long long)m->c.renew_before * 86400)
 			return 0;
 		if (m->c.keep_key)
 			return renew(m) < 0 ? -1 : 0;
-		return start_roll(m) < 0 ? -1 : !m->dry_run;
+		return start_roll(m, 0) < 0 ? -1 : !m->dry_run;
 	case ST_NEXT_KEY:
 		r = step_publish(m);
 		return r < 0 ? -1 : !m->dry_run;
@@ -1648,6 +1690,17 @@ step(struct idm *m)
 			"secure through the validating resolver\n", m->c.name);
 		return set_state(m, ST_VISIBLE) == 0 ? 1 : -1;
 	case ST_VISIBLE:
+		if (s->prepub) {
+			if (m->dry_run)
+				return 0;
+			s->standby = s->next;
+			s->standby_at = s->visible_at;
+			s->next = 0;
+			s->prepub = 0;
+			printf("%s: standby key %u published\n", m->c.name,
+				s->standby);
+			return set_state(m, ST_STEADY) == 0 ? 1 : -1;
+		}
 		due = s->visible_at + (long long)s->wait;
 		if (now < due) {
 			if (m->force)
@@ -1760,6 +1813,8 @@ next_action(struct idm *m, long long *when)
 	case ST_DEPLOYED: return "remove the old TLSA record (UPDATE)";
 	case ST_RETIRED: return "check the removal at every NS";
 	case ST_STEADY:
+		if (m->c.standby && s->standby == 0)
+			return "pre-publish a standby key";
 		*when += cert_left(m, s->cur) -
 			(long long)m->c.renew_before * 86400;
 		return m->c.keep_key ? "renew the certificate (same key)" :
@@ -1822,11 +1877,12 @@ status_one(struct idm *m)
 			st_names[s->st], since);
 		json_str(act);
 		printf(",\"next_at\":\"%s\",\"allowed\":\"%s\","
-			"\"current_key\":%u,\"next_key\":%u,"
+			"\"current_key\":%u,\"next_key\":%u,\"standby_key\":%u,"
 			"\"cert_expires\":\"%s\",\"serial\":%lu,"
 			"\"deployed_new\":%s,\"tlsa\":[", at,
-			allowed(s->st, s->deploying), s->cur, s->next, exp,
-			s->serial, s->deploying ? "true" : "false");
+			allowed(s->st, s->deploying), s->cur, s->next,
+			s->standby, exp, s->serial,
+			s->deploying ? "true" : "false");
 		for (i = 0; i < s->n_set; i++) {
 			if (i)
 				putchar(',');
@@ -1837,9 +1893,10 @@ status_one(struct idm *m)
 	}
 	printf("%s (zone %s)\n  state      %s since %s\n"
 		"  next       %s, at %s\n  allowed    %s\n"
-		"  keys       current %u, next %u; certificate expires %s\n",
-		m->c.name, m->c.zone, st_names[s->st], since, act, at,
-		allowed(s->st, s->deploying), s->cur, s->next, exp);
+		"  keys       current %u, next %u, standby %u; certificate "
+		"expires %s\n", m->c.name, m->c.zone, st_names[s->st], since,
+		act, at, allowed(s->st, s->deploying), s->cur, s->next,
+		s->standby, exp);
 	for (i = 0; i < s->n_set; i++)
 		printf("  tlsa       %s. %lu IN TLSA %s\n", m->c.name,
 			m->c.ttl, s->set[i]);
@@ -1876,7 +1933,7 @@ cmd_roll(struct idm *m)
 	}
 	if (m->s.st == ST_REVOKED)
 		m->s.cur = 0;
-	return start_roll(m) < 0 ? TOOL_EXIT_FAIL : TOOL_EXIT_OK;
+	return start_roll(m, 0) < 0 ? TOOL_EXIT_FAIL : TOOL_EXIT_OK;
 }
 
 static int
@@ -1913,6 +1970,7 @@ cmd_rollback(struct idm *m)
 	}
 	printf("%s: rolled back key %u\n", m->c.name, s->next);
 	s->next = 0;
+	s->prepub = 0;
 	return set_state(m, s->cur ? ST_STEADY : ST_NONE) == 0 ?
 		TOOL_EXIT_OK : TOOL_EXIT_FAIL;
 }
@@ -1934,6 +1992,8 @@ cmd_revoke(struct idm *m)
 	}
 	s->next = 0;
 	s->deploying = 0;
+	s->standby = 0;
+	s->prepub = 0;
 	if (set_state(m, ST_REVOKED) != 0)
 		return TOOL_EXIT_FAIL;
 	/* A validating resolver may keep the set for its TTL, and a
