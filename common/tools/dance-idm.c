@@ -268,6 +268,7 @@ conf_load(struct idm *m, const char *name)
 	}
 	cur = c->buf;
 	while (rc == 0 && next_kv(&cur, &k, &v) != NULL) {
+		e.reason[0] = '\0';
 		if (*v == '\0') {
 			say("%s: %s needs a value", path, k);
 			rc = -1;
@@ -332,8 +333,8 @@ conf_load(struct idm *m, const char *name)
 			say("%s: unknown setting '%s'", path, k);
 			rc = -1;
 		}
-		if (rc != 0 && e.reason[0] != '\0' && strcmp(k, "ta") == 0)
-			say("%s", e.reason);
+		if (rc != 0 && e.reason[0] != '\0')
+			say("%s: %s", path, e.reason);
 	}
 	if (rc != 0)
 		return -1;
@@ -1510,33 +1511,63 @@ adopt(struct idm *m)
 	return 0;
 }
 
-/* Publish the TLSA of key id next to what is there. */
+/*
+ * Add (add = 1) or remove key id's record with one UPDATE and record
+ * the new set and serial; *v gets the primary's SOA view.  0 done (or
+ * nothing to change: *changed 0), 1 dry run, -1 error.
+ */
+static int
+change_set(struct idm *m, unsigned id, int add, struct view *v,
+	char *rd, int *changed)
+{
+	struct state *s = &m->s;
+	char to[SET_MAX][RDATA_MAX];
+	size_t nt;
+	int r;
+
+	*changed = 0;
+	if (key_tlsa(m, id, rd) != 0)
+		return -1;
+	set_copy(to, &nt, s->set, s->n_set);
+	if (add)
+		set_add(to, &nt, rd);
+	else
+		set_del(to, &nt, rd);
+	if (set_equal(to, nt, s->set, s->n_set))
+		return 0;
+	if ((r = dns_update(m, s->set, s->n_set, to, nt, v)) != 0)
+		return r;
+	*changed = 1;
+	s->serial = v->serial;
+	set_copy(s->set, &s->n_set, to, nt);
+	return 0;
+}
+
+/* Publish the TLSA of key next beside what is there. */
 static int
 step_publish(struct idm *m)
 {
 	struct state *s = &m->s;
-	char rd[RDATA_MAX], to[SET_MAX][RDATA_MAX];
-	size_t nt;
+	char rd[RDATA_MAX];
 	struct view v;
 	unsigned long w;
-	int r;
+	int r, changed;
 
-	if (key_tlsa(m, s->next, rd) != 0)
-		return -1;
 	/* A new identity: records already at the name (published by hand
 	 * before dance-idm took over) stay, and are part of the set. */
 	if (s->n_set == 0 && adopt(m) != 0)
 		return -1;
-	set_copy(to, &nt, s->set, s->n_set);
-	set_add(to, &nt, rd);
-	if ((r = dns_update(m, s->set, s->n_set, to, nt, &v)) != 0)
+	if ((r = change_set(m, s->next, 1, &v, rd, &changed)) != 0)
 		return r;
+	if (!changed) {
+		say("%s: the record of key %u is already in the set",
+			m->c.name, s->next);
+		return -1;
+	}
 	/* Caches may hold the old set (or a negative answer) for the
 	 * larger of its TTL and the SOA's negative TTL. */
 	w = v.neg_ttl > m->c.ttl ? v.neg_ttl : m->c.ttl;
 	s->wait = 2 * w + m->c.delay;
-	s->serial = v.serial;
-	set_copy(s->set, &s->n_set, to, nt);
 	s->published_at = (long long)time(NULL);
 	printf("%s: published %s (serial %lu)\n", m->c.name, rd, v.serial);
 	return set_state(m, ST_PUBLISHED);
@@ -1545,26 +1576,15 @@ step_publish(struct idm *m)
 static int
 step_retire(struct idm *m, unsigned old)
 {
-	struct state *s = &m->s;
-	char rd[RDATA_MAX], to[SET_MAX][RDATA_MAX];
-	size_t nt;
+	char rd[RDATA_MAX];
 	struct view v;
-	int r;
+	int r, changed = 0;
 
-	set_copy(to, &nt, s->set, s->n_set);
-	if (old != 0) {
-		if (key_tlsa(m, old, rd) != 0)
-			return -1;
-		set_del(to, &nt, rd);
-	}
-	if (!set_equal(to, nt, s->set, s->n_set)) {
-		if ((r = dns_update(m, s->set, s->n_set, to, nt, &v)) != 0)
-			return r;
-		s->serial = v.serial;
-		set_copy(s->set, &s->n_set, to, nt);
+	if (old != 0 && (r = change_set(m, old, 0, &v, rd, &changed)) != 0)
+		return r;
+	if (changed)
 		printf("%s: retired %s (serial %lu)\n", m->c.name, rd,
 			v.serial);
-	}
 	return set_state(m, ST_RETIRED);
 }
 
@@ -1754,8 +1774,16 @@ step(struct idm *m)
 static int
 open_identity(struct idm *m, const char *name, int lock)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], checked[DANCE_NAME_MAX + 1];
 
+	/* The name becomes file names: only a DNS name will do. */
+	if (conf_name("identity", name, checked, 1) != 0)
+		return -1;
+	if (strcmp(checked, name) != 0) {
+		say("identity '%s': write it in lower case, without a final "
+			"dot", name);
+		return -1;
+	}
 	if (conf_load(m, name) != 0)
 		return -1;
 	if (strlen(m->dir) + strlen(m->c.name) + 2 > sizeof(m->base)) {
@@ -1940,10 +1968,9 @@ static int
 cmd_rollback(struct idm *m)
 {
 	struct state *s = &m->s;
-	char rd[RDATA_MAX], to[SET_MAX][RDATA_MAX];
-	size_t nt;
+	char rd[RDATA_MAX];
 	struct view v;
-	int r;
+	int r, changed;
 
 	if (s->st < ST_NEXT_KEY || s->st > ST_PROPAGATED) {
 		if (s->st != ST_STALLED) {
@@ -1958,16 +1985,8 @@ cmd_rollback(struct idm *m)
 			"'dance-idm run'", m->c.name, s->next);
 		return TOOL_EXIT_FAIL;
 	}
-	if (key_tlsa(m, s->next, rd) != 0)
-		return TOOL_EXIT_FAIL;
-	set_copy(to, &nt, s->set, s->n_set);
-	set_del(to, &nt, rd);
-	if (!set_equal(to, nt, s->set, s->n_set)) {
-		if ((r = dns_update(m, s->set, s->n_set, to, nt, &v)) != 0)
-			return r < 0 ? TOOL_EXIT_FAIL : TOOL_EXIT_OK;
-		s->serial = v.serial;
-		set_copy(s->set, &s->n_set, to, nt);
-	}
+	if ((r = change_set(m, s->next, 0, &v, rd, &changed)) != 0)
+		return r < 0 ? TOOL_EXIT_FAIL : TOOL_EXIT_OK;
 	printf("%s: rolled back key %u\n", m->c.name, s->next);
 	s->next = 0;
 	s->prepub = 0;
