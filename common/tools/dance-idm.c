@@ -2087,6 +2087,8 @@ main(int argc, char **argv)
 
 	memset(&m, 0, sizeof(m));
 	m.dir = "/var/lib/dance-idm";
+	/* Progress and alerts in order, also in a cron mail or a pipe. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 ||
 		    strcmp(argv[i], "-h") == 0) {
