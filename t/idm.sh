@@ -30,10 +30,11 @@ done
 
 . "$TOP/t/lib/idm.sh"
 knot_zone 2>"$T/knot.err"
-ok $? "knot primary (signing) and secondary (IXFR) for $ZONE, delegated with a DS from test." "$(cat "$T/knot.err")" ||
-	{ done_testing; exit 1; }
+rc=$?
+ok $rc "knot primary (signing) and secondary (IXFR) for $ZONE, delegated with a DS from test." "$(cat "$T/knot.err")"
+[ $rc -eq 0 ] || { done_testing; exit 1; }
 
-# -- identities ---------------------------------------------------------
+# -- what the servers say -------------------------------------------------
 
 tlsa_at() {	# tlsa_at ADDR NAME: sorted rdata, lower case
 	kdig @"$1" -p "$P" "$2" TLSA +short +time=1 +retry=0 |
@@ -193,6 +194,32 @@ after=$(openssl x509 -in "$T/$D1.pem" -noout -serial)
 ok $? "renew: a new certificate deployed" "$(cat "$T/n1")"
 is "$(soa_at 127.0.0.1)" "$serial" "renew with the same key: no DNS change (serial unchanged)"
 
+# The renew-before trigger: a certificate within renew-before of its end
+# is renewed by a plain run (cron), with key-policy keep; with
+# key-policy roll the run starts a rollover instead.
+echo "renew-before 3000" >>"$ST/$D1.conf"
+idm "$T/n2" run "$D1"
+like "$T/n2" "renewed the certificate of key $(key_of "$D1" cur)" \
+	"run renews a certificate that is due (key-policy keep)"
+echo "key-policy roll" >>"$ST/$D1.conf"
+idm "$T/n3" run "$D1" --step
+is "$(rc_of "$T/n3"):$(state_of "$D1")" "0:next-key-generated" \
+	"run rolls the key when due with key-policy roll"
+sed -i '/^renew-before/d; /^key-policy/d' "$ST/$D1.conf"
+idm "$T/n4" run "$D1" --step
+idm "$T/n5" run "$D1" --step
+n=0
+while [ "$(state_of "$D1")" != deployed ] && [ $n -lt 50 ]; do
+	idm "$T/n5" run "$D1" --step
+	sleep 0.2
+	n=$((n + 1))
+done
+idm "$T/n6" rollback "$D1"
+is "$(rc_of "$T/n6"):$(state_of "$D1")" "1:deployed" "no rollback once the new key was deployed"
+like "$T/n6" "may already be in use" "... and it says why"
+idm "$T/n7" run "$D1" --wait
+is "$(rc_of "$T/n7"):$(state_of "$D1")" "0:steady" "the roll finishes"
+
 # -- a CA-issued identity (ca-hook from a CSR) ------------------------------
 
 D2=ca1._device.$ZONE
@@ -232,6 +259,32 @@ is "$(rc_of "$T/b4"):$(key_of "$D4" cur):$(tlsa_at 127.0.0.2 "$D4")" "0:$SB:$wan
 idm "$T/v1" revoke "$D2"
 like "$T/v1" "revoked; effective by [0-9T:-]+Z" "revoke says when it is effective"
 is "$(rc_of "$T/v1"):$(tlsa_at 127.0.0.1 "$D2")" "0:" "revoke removed the record"
+
+# -- a CA-based wildcard: *._device with DANE-TA -------------------------
+
+W='*._device.'$ZONE
+conf "$W" "usage dane-ta"
+idm "$T/a1" run "$W" --wait
+is "$(rc_of "$T/a1"):$(state_of "$W")" "0:steady" "wildcard DANE-TA identity enrolled" "$(cat "$T/a1")"
+like "$T/a1" "published 2 1 1 " "its record is DANE-TA (2 1 1 of the CA key)"
+leaf() {	# leaf NAME CAFILE OUT: a device certificate from that CA
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$3.key" -subj "/CN=$1" -addext "subjectAltName=DNS:$1" \
+		2>/dev/null |
+	openssl x509 -req -CA "$2" -CAkey "$2" -days 1 -copy_extensions copy \
+		-out "$3.crt" 2>/dev/null
+	cat "$3.crt" "$2" | sed '/PRIVATE KEY/,/END .*PRIVATE KEY/d' >"$3.chain"
+}
+leaf "dev9._device.$ZONE" "$T/$W.pem" "$T/dev9a"
+check "dev9._device.$ZONE" "$T/dev9a.chain"
+ok $? "a device of the deployed CA authenticates under the wildcard" "$(cat "$T/check.out")"
+idm "$T/a2" roll "$W"
+idm "$T/a3" run "$W" --wait
+leaf "dev9._device.$ZONE" "$T/$W.pem" "$T/dev9b"
+check "dev9._device.$ZONE" "$T/dev9b.chain"
+ok $? "after the CA roll a device of the new CA authenticates" "$(cat "$T/a3" "$T/check.out")"
+check "dev9._device.$ZONE" "$T/dev9a.chain"
+is "$?" 1 "... and one of the retired CA is refused" "$(cat "$T/check.out")"
 
 # -- the rollover that matters: a DANCE server and a client, continuously ---
 

@@ -73,6 +73,10 @@ struct conf {
 	unsigned long renew_before;	/* days before expiry */
 	int keep_key;			/* renewals keep the key */
 	int standby;			/* keep a next key published */
+	int dane_ta;			/* usage dane-ta: the key is a CA's */
+	/* Where the validating resolver and the probe look: the name, or
+	 * for a wildcard "*.X" the name "dance-idm-probe.X" it covers. */
+	char probe_name[DANCE_NAME_MAX + 1];
 	const char *ca_hook;		/* issue a cert from IDM_CSR */
 	const char *deploy_cert, *deploy_key, *deploy_hook;
 	char *buf;			/* the file's text; strings point in */
@@ -315,6 +319,13 @@ conf_load(struct idm *m, const char *name)
 				rc = -1;
 			}
 			c->keep_key = strcmp(v, "keep") == 0;
+		} else if (strcmp(k, "usage") == 0) {
+			if (strcmp(v, "dane-ee") != 0 &&
+			    strcmp(v, "dane-ta") != 0) {
+				say("usage '%s': want dane-ee or dane-ta", v);
+				rc = -1;
+			}
+			c->dane_ta = strcmp(v, "dane-ta") == 0;
 		} else if (strcmp(k, "standby") == 0) {
 			if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
 				say("standby '%s': want yes or no", v);
@@ -370,6 +381,25 @@ conf_load(struct idm *m, const char *name)
 		snprintf(c->tsig_alg, sizeof(c->tsig_alg), "%s", a);
 		snprintf(c->tsig_name, sizeof(c->tsig_name), "%s", kn);
 		snprintf(c->tsig_secret, sizeof(c->tsig_secret), "%s", sec);
+	}
+	if (c->dane_ta && c->ca_hook != NULL) {
+		say("%s: usage dane-ta makes its own CA; no ca-hook", path);
+		return -1;
+	}
+	if (c->name[0] == '*') {
+		if (!c->dane_ta) {
+			say("%s: a wildcard name needs usage dane-ta (one key "
+				"for many devices would be no identity)", path);
+			return -1;
+		}
+		if (snprintf(c->probe_name, sizeof(c->probe_name),
+		    "dance-idm-probe%s", c->name + 1) >=
+		    (int)sizeof(c->probe_name)) {
+			say("%s: name too long for a probe name", path);
+			return -1;
+		}
+	} else {
+		snprintf(c->probe_name, sizeof(c->probe_name), "%s", c->name);
 	}
 	if (c->res.n_ta == 0 && !c->res.trust_ad) {
 		say("%s: give ta FILE (or trust-ad yes with a validating "
@@ -588,8 +618,9 @@ load_cert(const char *path)
 	return x;
 }
 
-/* "3 1 1 <hex>" of key id's certificate: the core's DANE-EE SPKI
- * digest (tool_tlsa_hex, shared with dance-tlsa). */
+/* "3 1 1 <hex>" (DANE-TA: "2 1 1") of key id's certificate: the SPKI
+ * digest (tool_tlsa_hex, shared with dance-tlsa).  Selector 1 keeps
+ * the record when a certificate is renewed for the same key. */
 static int
 key_tlsa(struct idm *m, unsigned id, char *out)
 {
@@ -607,7 +638,7 @@ key_tlsa(struct idm *m, unsigned id, char *out)
 		say("cannot compute TLSA data of %s", path);
 		return -1;
 	}
-	snprintf(out, RDATA_MAX, "3 1 1 %s", hex);
+	snprintf(out, RDATA_MAX, "%d 1 1 %s", m->c.dane_ta ? 2 : 3, hex);
 	free(hex);
 	return 0;
 }
@@ -686,9 +717,61 @@ run_hook(struct idm *m, const char *what, const char *cmd, unsigned id)
 }
 
 /*
+ * A certificate for pub with CN (and, for a leaf, SAN dNSName) name,
+ * signed by signer: self-signed when issuer is NULL.  ca: a CA for
+ * DANE-TA identities; else a client (leaf) certificate.  NULL on error
+ * (OpenSSL's error queue says why).
+ */
+static X509 *
+build_cert(EVP_PKEY *pub, EVP_PKEY *signer, X509 *issuer, const char *name,
+	int ca, long days)
+{
+	char san[DANCE_NAME_MAX + 8];
+	unsigned char serial[16];
+	BIGNUM *bn = NULL;
+	X509_NAME *subj;
+	X509 *x;
+	int ok;
+
+	snprintf(san, sizeof(san), "DNS:%s", name);
+	if ((x = X509_new()) == NULL || RAND_bytes(serial, 16) != 1) {
+		X509_free(x);
+		return NULL;
+	}
+	serial[0] &= 0x7f;
+	subj = X509_get_subject_name(x);
+	ok = (bn = BN_bin2bn(serial, 16, NULL)) != NULL &&
+	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL &&
+	    X509_set_version(x, 2) &&
+	    X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC,
+		(const unsigned char *)name, -1, -1, 0) &&
+	    X509_set_issuer_name(x, issuer != NULL ?
+		X509_get_subject_name(issuer) : subj) &&
+	    X509_gmtime_adj(X509_getm_notBefore(x), -3600) &&
+	    X509_gmtime_adj(X509_getm_notAfter(x), days * 86400) &&
+	    X509_set_pubkey(x, pub) &&
+	    (ca ? add_ext(x, NULL, NULL, NID_basic_constraints,
+		"critical,CA:TRUE") &&
+	      add_ext(x, NULL, NULL, NID_key_usage,
+		"critical,keyCertSign,cRLSign") :
+	      add_ext(x, NULL, NULL, NID_subject_alt_name, san) &&
+	      add_ext(x, NULL, NULL, NID_basic_constraints,
+		"critical,CA:FALSE") &&
+	      add_ext(x, NULL, NULL, NID_ext_key_usage, "clientAuth")) &&
+	    X509_sign(x, signer, EVP_sha256());
+	BN_free(bn);
+	if (!ok) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/*
  * Certificate for key id: self-signed DANE-EE (usage 3 ignores names
  * and dates, but the name goes into the SAN for DANE-TA/PKIX peers and
- * for people), or from ca-hook, which turns IDM_CSR into IDM_CERT.
+ * for people), a self-signed CA for a DANE-TA identity, or from
+ * ca-hook, which turns IDM_CSR into IDM_CERT.
  */
 static int
 make_cert(struct idm *m, unsigned id, EVP_PKEY *key)
@@ -698,8 +781,6 @@ make_cert(struct idm *m, unsigned id, EVP_PKEY *key)
 	X509_REQ *req = NULL;
 	X509_NAME *subj;
 	STACK_OF(X509_EXTENSION) *exts = NULL;
-	unsigned char serial[16];
-	BIGNUM *bn = NULL;
 	int ok = 0;
 
 	snprintf(san, sizeof(san), "DNS:%s", m->c.name);
@@ -731,25 +812,8 @@ make_cert(struct idm *m, unsigned id, EVP_PKEY *key)
 		ok = 1;
 		goto out;
 	}
-	if ((x = X509_new()) == NULL || RAND_bytes(serial, 16) != 1)
-		goto out;
-	serial[0] &= 0x7f;
-	if ((bn = BN_bin2bn(serial, 16, NULL)) == NULL ||
-	    !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)))
-		goto out;
-	subj = X509_get_subject_name(x);
-	if (!X509_set_version(x, 2) ||
-	    !X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC,
-	    (const unsigned char *)m->c.name, -1, -1, 0) ||
-	    !X509_set_issuer_name(x, subj) ||
-	    !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
-	    !X509_gmtime_adj(X509_getm_notAfter(x),
-	    (long)m->c.days * 86400) ||
-	    !X509_set_pubkey(x, key) ||
-	    !add_ext(x, NULL, NULL, NID_subject_alt_name, san) ||
-	    !add_ext(x, NULL, NULL, NID_basic_constraints, "critical,CA:FALSE") ||
-	    !add_ext(x, NULL, NULL, NID_ext_key_usage, "clientAuth") ||
-	    !X509_sign(x, key, EVP_sha256()))
+	if ((x = build_cert(key, key, NULL, m->c.name, m->c.dane_ta,
+	    (long)m->c.days)) == NULL)
 		goto out;
 	key_path(m, id, "crt", path, sizeof(path));
 	ok = pem_write(path, NULL, x, NULL) == 0;
@@ -759,7 +823,6 @@ out:
 			dance_ssl_err_text(eb, sizeof(eb)));
 	else if (!ok)
 		say("cannot make a certificate for key %u", id);
-	BN_free(bn);
 	X509_free(x);
 	X509_REQ_free(req);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
@@ -929,6 +992,22 @@ struct view {
 	uint32_t neg_ttl;	/* min(SOA TTL, SOA MINIMUM), RFC 2308 */
 };
 
+/* Was the RRset this RRSIG covers expanded from a wildcard?  Its
+ * Labels field counts fewer labels than the owner has, the "*" of a
+ * wildcard owner not counted (RFC 4034 3.1.3). */
+static int
+from_wildcard(const ldns_rr *sig)
+{
+	ldns_rdf *owner = ldns_rr_owner(sig), *lab = ldns_rr_rrsig_labels(sig);
+	unsigned n = ldns_dname_label_count(owner);
+
+	if (lab == NULL)
+		return 0;
+	if (ldns_dname_is_wildcard(owner))
+		n--;
+	return ldns_rdf2native_int8(lab) < n;
+}
+
 static int
 view_tlsa(ldns_resolver *r, const char *spec, const char *name,
 	struct view *v)
@@ -937,6 +1016,7 @@ view_tlsa(ldns_resolver *r, const char *spec, const char *name,
 	ldns_rr *rr;
 	size_t i;
 	char rd[RDATA_MAX];
+	int synthesized = 0;
 
 	memset(v, 0, sizeof(*v));
 	if ((p = dns_query(r, name, LDNS_RR_TYPE_TLSA, spec)) == NULL)
@@ -957,10 +1037,16 @@ view_tlsa(ldns_resolver *r, const char *spec, const char *name,
 			set_add(v->set, &v->n, rd);
 		} else if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG &&
 		    ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr)) ==
-		    LDNS_RR_TYPE_TLSA)
+		    LDNS_RR_TYPE_TLSA) {
 			v->signed_ = 1;
+			synthesized |= from_wildcard(rr);
+		}
 	}
 	ldns_pkt_free(p);
+	/* Records a wildcard made for this name are not the name's own
+	 * (a *._device identity covers the names that have none). */
+	if (synthesized)
+		v->n = 0;
 	return 0;
 }
 
@@ -1329,7 +1415,7 @@ visible(struct idm *m, int check_resolver)
 		return ok;
 	if (resolver(m) == NULL)
 		return -1;
-	a = dance_resolve_wait(m->resolver, m->c.name);
+	a = dance_resolve_wait(m->resolver, m->c.probe_name);
 	if (a == NULL)
 		return -1;
 	for (k = 0; k < a->n && k < SET_MAX; k++)
@@ -1351,6 +1437,39 @@ visible(struct idm *m, int check_resolver)
 	return ok;
 }
 
+/*
+ * DANE-TA: the probe is a device of the new CA.  *x (the CA) becomes a
+ * fresh leaf for the probe name, issued by it; *chain holds the CA, as
+ * a device sends it.
+ */
+static int
+probe_leaf(struct idm *m, unsigned id, X509 **x, STACK_OF(X509) **chain)
+{
+	EVP_PKEY *ca_key, *k = NULL;
+	X509 *leaf = NULL;
+	char eb[160];
+
+	if ((ca_key = load_key(m, id)) == NULL)
+		return -1;
+	if ((k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL ||
+	    (leaf = build_cert(k, ca_key, *x, m->c.probe_name, 0, 1)) ==
+	    NULL || (*chain = sk_X509_new_null()) == NULL ||
+	    !sk_X509_push(*chain, *x)) {
+		say("probe: cannot issue a test certificate: %s",
+			dance_ssl_err_text(eb, sizeof(eb)));
+		X509_free(leaf);
+		sk_X509_free(*chain);
+		*chain = NULL;
+		EVP_PKEY_free(k);
+		EVP_PKEY_free(ca_key);
+		return -1;
+	}
+	*x = leaf;
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(ca_key);
+	return 0;
+}
+
 /* The probe: would a DANCE server authenticate key id's certificate?
  * The core's lookup and match, as dance-check does it. */
 static int
@@ -1361,28 +1480,35 @@ probe(struct idm *m, unsigned id)
 	struct dance_match_result res;
 	struct dance_answer *a;
 	struct dance_error e;
+	STACK_OF(X509) *chain = NULL;
 	X509 *x;
 	int rc;
 
 	key_path(m, id, "crt", path, sizeof(path));
 	if (resolver(m) == NULL || (x = load_cert(path)) == NULL)
 		return -1;
-	if ((mt = dance_matcher_new(NULL, &e)) == NULL) {
-		say("probe: %s", e.reason);
+	if (m->c.dane_ta && probe_leaf(m, id, &x, &chain) != 0) {
 		X509_free(x);
 		return -1;
 	}
-	a = dance_resolve_wait(m->resolver, m->c.name);
-	rc = a != NULL ? dance_match(mt, a, x, NULL, &res) : DANCE_ERR_DNS;
+	if ((mt = dance_matcher_new(NULL, &e)) == NULL) {
+		say("probe: %s", e.reason);
+		X509_free(x);
+		sk_X509_pop_free(chain, X509_free);
+		return -1;
+	}
+	a = dance_resolve_wait(m->resolver, m->c.probe_name);
+	rc = a != NULL ? dance_match(mt, a, x, chain, &res) : DANCE_ERR_DNS;
 	if (rc != DANCE_OK || !res.ok)
 		say("probe: %s with key %u is NOT authenticated: %s",
-			m->c.name, id, a == NULL ? "no answer" :
+			m->c.probe_name, id, a == NULL ? "no answer" :
 			a->status != DANCE_DNS_SECURE ?
 			dance_dns_status_str(a->status) : res.reason);
 	if (a != NULL)
 		dance_answer_unref(a);
 	dance_matcher_free(mt);
 	X509_free(x);
+	sk_X509_pop_free(chain, X509_free);
 	return rc == DANCE_OK && res.ok ? 0 : -1;
 }
 
@@ -1972,17 +2098,16 @@ cmd_rollback(struct idm *m)
 	struct view v;
 	int r, changed;
 
-	if (s->st < ST_NEXT_KEY || s->st > ST_PROPAGATED) {
-		if (s->st != ST_STALLED) {
-			say("%s is in state %s: nothing to roll back",
-				m->c.name, st_names[s->st]);
-			return TOOL_EXIT_FAIL;
-		}
-	}
-	if (s->deploying) {
+	if (s->deploying || s->st == ST_DEPLOYED || s->st == ST_RETIRED) {
 		say("%s: key %u may already be in use (a deploy was "
 			"started): its TLSA record stays; finish with "
 			"'dance-idm run'", m->c.name, s->next);
+		return TOOL_EXIT_FAIL;
+	}
+	if ((s->st < ST_NEXT_KEY || s->st > ST_PROPAGATED) &&
+	    s->st != ST_STALLED) {
+		say("%s is in state %s: nothing to roll back", m->c.name,
+			st_names[s->st]);
 		return TOOL_EXIT_FAIL;
 	}
 	if ((r = change_set(m, s->next, 0, &v, rd, &changed)) != 0)
