@@ -231,6 +231,26 @@ ok $? "its certificate was issued by the CA hook"
 check "$D2" "$T/$D2.pem"
 ok $? "dance-check authenticates it (3 1 1 of the CA-issued cert)" "$(cat "$T/check.out")"
 
+# -- the device's own CSR: its key never leaves it -------------------------
+
+D6=own._device.$ZONE
+# The "device": keeps its key in $T/own.key and answers with a CSR.
+conf "$D6" "csr-hook [ -f $T/own.key ] || openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $T/own.key; openssl req -new -key $T/own.key -subj /CN=own -out \"\$IDM_CSR\"
+ca-hook openssl x509 -req -in \"\$IDM_CSR\" -CA $C/devca.crt -CAkey $C/devca.key -days 30 -out \"\$IDM_CERT\""
+sed -i '/^deploy-key/d' "$ST/$D6.conf"
+idm "$T/o1" run "$D6" --wait
+is "$(rc_of "$T/o1"):$(state_of "$D6")" "0:steady" "csr-hook identity enrolled" "$(cat "$T/o1")"
+[ "$(openssl x509 -in "$T/$D6.pem" -noout -pubkey)" = "$(openssl pkey -in "$T/own.key" -pubout)" ] &&
+	! ls "$ST/$D6.keys/"*.key >/dev/null 2>&1
+ok $? "the deployed certificate is for the device's key, which dance-idm never had"
+check "$D6" "$T/$D6.pem"
+ok $? "dance-check authenticates it" "$(cat "$T/check.out")"
+idm "$T/o2" renew "$D6"
+like "$T/o2" "renewed the certificate" "renewal from a new CSR for the same key"
+rm -f "$T/own.key"
+idm "$T/o3" renew "$D6"
+like "$T/o3" "CSR is for a new key: that is a rollover" "a CSR with a new key is not taken as a renewal"
+
 # -- standby key: current + next published, a roll needs no wait -----------
 
 D4=sb._device.$ZONE

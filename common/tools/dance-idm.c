@@ -78,6 +78,7 @@ struct conf {
 	 * for a wildcard "*.X" the name "dance-idm-probe.X" it covers. */
 	char probe_name[DANCE_NAME_MAX + 1];
 	const char *ca_hook;		/* issue a cert from IDM_CSR */
+	const char *csr_hook;		/* the device's own CSR to IDM_CSR */
 	const char *deploy_cert, *deploy_key, *deploy_hook;
 	char *buf;			/* the file's text; strings point in */
 };
@@ -120,6 +121,7 @@ struct idm {
 	int lock_fd;
 	int dry_run, force, json;
 	int quiet;			/* --wait: "not yet" said once */
+	const char *action;		/* IDM_ACTION for hooks: new, renew */
 	struct dance_resolver *resolver;
 };
 
@@ -332,7 +334,9 @@ conf_load(struct idm *m, const char *name)
 				rc = -1;
 			}
 			c->standby = strcmp(v, "yes") == 0;
-		} else if (strcmp(k, "ca-hook") == 0)
+		} else if (strcmp(k, "csr-hook") == 0)
+			c->csr_hook = v;
+		else if (strcmp(k, "ca-hook") == 0)
 			c->ca_hook = v;
 		else if (strcmp(k, "deploy-cert") == 0)
 			c->deploy_cert = v;
@@ -381,6 +385,12 @@ conf_load(struct idm *m, const char *name)
 		snprintf(c->tsig_alg, sizeof(c->tsig_alg), "%s", a);
 		snprintf(c->tsig_name, sizeof(c->tsig_name), "%s", kn);
 		snprintf(c->tsig_secret, sizeof(c->tsig_secret), "%s", sec);
+	}
+	if (c->csr_hook != NULL && (c->ca_hook == NULL || c->dane_ta ||
+	    c->deploy_key != NULL)) {
+		say("%s: csr-hook (the device keeps its key) needs ca-hook, "
+			"and no deploy-key or usage dane-ta", path);
+		return -1;
 	}
 	if (c->dane_ta && c->ca_hook != NULL) {
 		say("%s: usage dane-ta makes its own CA; no ca-hook", path);
@@ -702,6 +712,8 @@ run_hook(struct idm *m, const char *what, const char *cmd, unsigned id)
 		setenv("IDM_CERT", cert, 1);
 		setenv("IDM_KEY", key, 1);
 		setenv("IDM_CSR", csr, 1);
+		setenv("IDM_ACTION", m->action != NULL ? m->action : "deploy",
+			1);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
@@ -767,6 +779,30 @@ build_cert(EVP_PKEY *pub, EVP_PKEY *signer, X509 *issuer, const char *name,
 	return x;
 }
 
+/* The public key of key id's CSR (made by the device: csr-hook), its
+ * signature checked; NULL with the reason said. */
+static EVP_PKEY *
+csr_pubkey(struct idm *m, unsigned id)
+{
+	char path[PATH_MAX];
+	X509_REQ *req = NULL;
+	EVP_PKEY *k = NULL;
+	BIO *b;
+
+	key_path(m, id, "csr", path, sizeof(path));
+	if ((b = BIO_new_file(path, "r")) != NULL)
+		req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+	BIO_free(b);
+	if (req == NULL || (k = X509_REQ_get_pubkey(req)) == NULL ||
+	    X509_REQ_verify(req, k) != 1) {
+		say("csr-hook: no valid CSR in %s", path);
+		EVP_PKEY_free(k);
+		k = NULL;
+	}
+	X509_REQ_free(req);
+	return k;
+}
+
 /*
  * Certificate for key id: self-signed DANE-EE (usage 3 ignores names
  * and dates, but the name goes into the SAN for DANE-TA/PKIX peers and
@@ -781,10 +817,15 @@ make_cert(struct idm *m, unsigned id, EVP_PKEY *key)
 	X509_REQ *req = NULL;
 	X509_NAME *subj;
 	STACK_OF(X509_EXTENSION) *exts = NULL;
+	EVP_PKEY *csr_key = NULL;
 	int ok = 0;
 
 	snprintf(san, sizeof(san), "DNS:%s", m->c.name);
-	if (m->c.ca_hook != NULL) {
+	if (key == NULL) {	/* the device's CSR, from csr-hook */
+		if ((key = csr_pubkey(m, id)) == NULL)
+			goto out;
+		csr_key = key;
+	} else if (m->c.ca_hook != NULL) {
 		if ((req = X509_REQ_new()) == NULL ||
 		    (exts = sk_X509_EXTENSION_new_null()) == NULL)
 			goto out;
@@ -797,15 +838,18 @@ make_cert(struct idm *m, unsigned id, EVP_PKEY *key)
 		    !X509_REQ_sign(req, key, EVP_sha256()))
 			goto out;
 		key_path(m, id, "csr", path, sizeof(path));
-		if (pem_write(path, NULL, NULL, req) != 0 ||
-		    run_hook(m, "ca-hook", m->c.ca_hook, id) != 0)
+		if (pem_write(path, NULL, NULL, req) != 0)
+			goto out;
+	}
+	if (m->c.ca_hook != NULL) {
+		if (run_hook(m, "ca-hook", m->c.ca_hook, id) != 0)
 			goto out;
 		key_path(m, id, "crt", path, sizeof(path));
 		if ((x = load_cert(path)) == NULL) {
 			say("ca-hook made no certificate in %s", path);
 			goto out;
 		}
-		if (X509_check_private_key(x, key) != 1) {
+		if (EVP_PKEY_eq(X509_get0_pubkey(x), key) != 1) {
 			say("ca-hook: %s is not for the key of the CSR", path);
 			goto out;
 		}
@@ -825,6 +869,7 @@ out:
 		say("cannot make a certificate for key %u", id);
 	X509_free(x);
 	X509_REQ_free(req);
+	EVP_PKEY_free(csr_key);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	return ok ? 0 : -1;
 }
@@ -858,6 +903,15 @@ new_key(struct idm *m, unsigned *id)
 		return -1;
 	}
 	*id = m->s.last_id + 1;
+	m->action = "new";
+	if (m->c.csr_hook != NULL) {	/* the key stays on the device */
+		rc = run_hook(m, "csr-hook", m->c.csr_hook, *id);
+		if (rc == 0)
+			rc = make_cert(m, *id, NULL);
+		if (rc == 0)
+			m->s.last_id = *id;
+		return rc;
+	}
 	if ((k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL) {
 		say("key generation: %s", dance_ssl_err_text(eb, sizeof(eb)));
 		return -1;
@@ -1767,10 +1821,36 @@ renew(struct idm *m)
 			"no DNS change)\n", m->c.name, m->s.cur);
 		return 1;
 	}
-	if ((k = load_key(m, m->s.cur)) == NULL)
-		return -1;
-	rc = make_cert(m, m->s.cur, k);
-	EVP_PKEY_free(k);
+	m->action = "renew";
+	if (m->c.csr_hook != NULL) {
+		/* A renewal keeps the key: the device's new CSR must be for
+		 * the key of the certificate in use. */
+		char path[PATH_MAX];
+		X509 *x;
+
+		key_path(m, m->s.cur, "crt", path, sizeof(path));
+		if ((x = load_cert(path)) == NULL ||
+		    run_hook(m, "csr-hook", m->c.csr_hook, m->s.cur) != 0 ||
+		    (k = csr_pubkey(m, m->s.cur)) == NULL) {
+			X509_free(x);
+			return -1;
+		}
+		rc = EVP_PKEY_eq(X509_get0_pubkey(x), k) == 1 ? 0 : -1;
+		X509_free(x);
+		EVP_PKEY_free(k);
+		if (rc != 0) {
+			say("%s: the device's CSR is for a new key: that is a "
+				"rollover ('dance-idm roll'), not a renewal",
+				m->c.name);
+			return -1;
+		}
+		rc = make_cert(m, m->s.cur, NULL);
+	} else {
+		if ((k = load_key(m, m->s.cur)) == NULL)
+			return -1;
+		rc = make_cert(m, m->s.cur, k);
+		EVP_PKEY_free(k);
+	}
 	if (rc == 0)
 		rc = deploy(m, m->s.cur);
 	if (rc == 0)
