@@ -357,7 +357,10 @@ traffic "$T/bad"
 sleep 1
 idm "$T/f0" roll "$D3"
 idm "$T/f1" run "$D3" --step
-idm "$T/f2" run "$D3" --force
+idm "$T/f1b" deploy "$D3"
+is "$(rc_of "$T/f1b"):$(state_of "$D3")" "1:tlsa-published" "deploy before propagation is refused"
+like "$T/f1b" "refused: the TLSA record of key [0-9]+ has not propagated" "... saying why"
+idm "$T/f2" deploy "$D3" --force
 like "$T/f2" "WARNING: --force: deploying key [0-9]+ before its TLSA record has propagated" \
 	"--force says what may break"
 sleep 3

@@ -6,6 +6,7 @@
  *   dance-idm [-d STATEDIR] status [NAME] [--json]
  *   dance-idm [-d STATEDIR] run [NAME] [--dry-run] [--force] [--wait|--step]
  *   dance-idm [-d STATEDIR] roll NAME       start a key rollover
+ *   dance-idm [-d STATEDIR] deploy NAME [--force]   deploy it now
  *   dance-idm [-d STATEDIR] renew NAME      new certificate, same key
  *   dance-idm [-d STATEDIR] rollback NAME   withdraw a never-deployed key
  *   dance-idm [-d STATEDIR] revoke NAME     remove the identity's TLSA
@@ -2067,9 +2068,10 @@ allowed(enum st st, int deploying)
 	case ST_NEXT_KEY: case ST_PUBLISHED: case ST_STALLED:
 	case ST_VISIBLE:
 		return deploying ? "run revoke" :
-			"run rollback revoke run--force";
+			"run rollback revoke deploy--force";
 	case ST_PROPAGATED:
-		return deploying ? "run revoke" : "run rollback revoke";
+		return deploying ? "run revoke" :
+			"run deploy rollback revoke";
 	case ST_DEPLOYED: case ST_RETIRED: return "run revoke";
 	case ST_REVOKED: return "roll";
 	}
@@ -2154,6 +2156,44 @@ cmd_run(struct idm *m, int wait)
 		m->quiet = 1;
 		sleep(1);
 	}
+}
+
+/* Deploy the new key now: only once it has propagated, or with
+ * --force (then step() says what may break). */
+static int
+cmd_deploy(struct idm *m)
+{
+	struct state *s = &m->s;
+	long long due = s->visible_at + (long long)s->wait;
+	char t[32];
+	int r;
+
+	if (s->st != ST_NEXT_KEY && s->st != ST_PUBLISHED &&
+	    s->st != ST_STALLED && s->st != ST_VISIBLE &&
+	    s->st != ST_PROPAGATED) {
+		say("%s is in state %s: no new key to deploy", m->c.name,
+			st_names[s->st]);
+		return TOOL_EXIT_FAIL;
+	}
+	if (s->st == ST_NEXT_KEY) {
+		say("%s: key %u has no TLSA record yet: 'dance-idm run' "
+			"publishes it", m->c.name, s->next);
+		return TOOL_EXIT_FAIL;
+	}
+	if (s->st != ST_PROPAGATED && !m->force &&
+	    (s->st != ST_VISIBLE || (long long)time(NULL) < due)) {
+		fmt_time(due, t, sizeof(t));
+		say("refused: the TLSA record of key %u has not propagated "
+			"(state %s%s%s); servers that cached the old set would "
+			"refuse the new certificate. Wait, or --force",
+			s->next, st_names[s->st], s->st == ST_VISIBLE ?
+			", caches expire at " : "",
+			s->st == ST_VISIBLE ? t : "");
+		return TOOL_EXIT_FAIL;
+	}
+	while ((r = step(m)) == 1 && s->st != ST_DEPLOYED)
+		;
+	return r < 0 ? TOOL_EXIT_FAIL : TOOL_EXIT_OK;
 }
 
 static int
@@ -2250,6 +2290,8 @@ usage(FILE *f)
 "      --wait               keep going until steady (or stalled)\n"
 "      --step               one action only (to walk through a roll)\n"
 "  roll NAME                start a key rollover (then run)\n"
+"  deploy NAME [--force]    deploy the new key now; refused before its\n"
+"                           record has propagated, unless --force\n"
 "  renew NAME               new certificate for the same key, deploy\n"
 "  rollback NAME            withdraw a new key that was never deployed\n"
 "  revoke NAME              remove every TLSA record of NAME\n"
@@ -2334,7 +2376,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "run") != 0 &&
 	    strcmp(cmd, "roll") != 0 && strcmp(cmd, "renew") != 0 &&
-	    strcmp(cmd, "rollback") != 0 && strcmp(cmd, "revoke") != 0)
+	    strcmp(cmd, "rollback") != 0 && strcmp(cmd, "revoke") != 0 &&
+	    strcmp(cmd, "deploy") != 0)
 		return tool_usage_err(PROG, "unknown command %s", cmd);
 	if (name == NULL && strcmp(cmd, "status") != 0 &&
 	    strcmp(cmd, "run") != 0)
@@ -2367,6 +2410,8 @@ main(int argc, char **argv)
 				m.c.name, st_names[m.s.st]), TOOL_EXIT_FAIL);
 		else if (strcmp(cmd, "rollback") == 0)
 			r = cmd_rollback(&m);
+		else if (strcmp(cmd, "deploy") == 0)
+			r = cmd_deploy(&m);
 		else
 			r = cmd_revoke(&m);
 		close_identity(&m);
