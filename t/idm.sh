@@ -220,6 +220,19 @@ like "$T/n6" "may already be in use" "... and it says why"
 idm "$T/n7" run "$D1" --wait
 is "$(rc_of "$T/n7"):$(state_of "$D1")" "0:steady" "the roll finishes"
 
+# Caches hold the set for the TTL it had: a shorter TTL for the new
+# record does not shorten the wait.
+sed -i 's/^ttl .*/ttl 2/' "$ST/$D1.conf"
+idm "$T/l1" roll "$D1"
+idm "$T/l2" run "$D1" --wait
+sed -i 's/^ttl .*/ttl 1/' "$ST/$D1.conf"
+idm "$T/l3" roll "$D1"
+idm "$T/l4" run "$D1" --step
+is "$(rc_of "$T/l4"):$(key_of "$D1" wait)" "0:4" \
+	"the wait is 2 x the old set's TTL (2 s) when the new TTL is shorter (1 s)"
+idm "$T/l5" rollback "$D1"
+is "$(rc_of "$T/l5"):$(state_of "$D1")" "0:steady" "rollback of a published, undeployed key"
+
 # -- a CA-issued identity (ca-hook from a CSR) ------------------------------
 
 D2=ca1._device.$ZONE

@@ -1724,6 +1724,23 @@ change_set(struct idm *m, unsigned id, int add, struct view *v,
 	return 0;
 }
 
+/* TTL of the name's TLSA set at the primary now (0: none), -1 error. */
+static long
+current_ttl(struct idm *m)
+{
+	ldns_resolver *r;
+	struct view v;
+	int rc;
+
+	if (m->dry_run)
+		return 0;
+	if ((r = dns_server(m->c.primary, 53)) == NULL)
+		return -1;
+	rc = view_tlsa(r, m->c.primary, m->c.name, &v);
+	ldns_resolver_deep_free(r);
+	return rc != 0 ? -1 : v.n > 0 ? (long)v.ttl : 0;
+}
+
 /* Publish the TLSA of key next beside what is there. */
 static int
 step_publish(struct idm *m)
@@ -1732,11 +1749,16 @@ step_publish(struct idm *m)
 	char rd[RDATA_MAX];
 	struct view v;
 	unsigned long w;
+	long old_ttl;
 	int r, changed;
 
 	/* A new identity: records already at the name (published by hand
 	 * before dance-idm took over) stay, and are part of the set. */
 	if (s->n_set == 0 && adopt(m) != 0)
+		return -1;
+	/* Caches hold the set as it is now for its own TTL, which may be
+	 * longer than the one we publish with. */
+	if ((old_ttl = current_ttl(m)) < 0)
 		return -1;
 	if ((r = change_set(m, s->next, 1, &v, rd, &changed)) != 0)
 		return r;
@@ -1748,6 +1770,8 @@ step_publish(struct idm *m)
 	/* Caches may hold the old set (or a negative answer) for the
 	 * larger of its TTL and the SOA's negative TTL. */
 	w = v.neg_ttl > m->c.ttl ? v.neg_ttl : m->c.ttl;
+	if ((unsigned long)old_ttl > w)
+		w = (unsigned long)old_ttl;
 	s->wait = 2 * w + m->c.delay;
 	s->published_at = (long long)time(NULL);
 	printf("%s: published %s (serial %lu)\n", m->c.name, rd, v.serial);
