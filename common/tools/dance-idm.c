@@ -53,6 +53,7 @@
 #define SET_MAX 8		/* TLSA records of one identity */
 #define NS_MAX 16		/* authoritative addresses checked */
 #define RDATA_MAX 160		/* "3 1 1 <64 hex>" and a bit */
+#define IDM_MAX 4096		/* identities in one state directory */
 
 /* ------------------------------------------------------------------ */
 /* Configuration (NAME.conf) and state (NAME.state)                    */
@@ -2323,6 +2324,12 @@ usage(FILE *f)
 "  -d, --state-dir DIR      state directory (default /var/lib/dance-idm)\n");
 }
 
+static int
+cmp_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
 /* Identity names of the state dir: every NAME.conf. */
 static int
 each_identity(const char *dir, char names[][DANCE_NAME_MAX + 1],
@@ -2336,22 +2343,29 @@ each_identity(const char *dir, char names[][DANCE_NAME_MAX + 1],
 		say("cannot open %s: %s", dir, strerror(errno));
 		return -1;
 	}
-	while ((e = readdir(d)) != NULL && n < max) {
+	while ((e = readdir(d)) != NULL) {
 		l = strlen(e->d_name);
 		if (l > 5 && l - 5 <= DANCE_NAME_MAX &&
 		    strcmp(e->d_name + l - 5, ".conf") == 0) {
+			if (n == max) {
+				say("%s: more than %zu identities; the rest "
+					"is left out", dir, max);
+				break;
+			}
 			memcpy(names[n], e->d_name, l - 5);
 			names[n++][l - 5] = '\0';
 		}
 	}
 	closedir(d);
+	/* The same order every time (status output, cron logs). */
+	qsort(names, n, sizeof(*names), cmp_name);
 	return (int)n;
 }
 
 int
 main(int argc, char **argv)
 {
-	static char names[64][DANCE_NAME_MAX + 1];
+	static char names[IDM_MAX][DANCE_NAME_MAX + 1];
 	struct idm m;
 	const char *cmd = NULL, *name = NULL, *v;
 	int i, n, r, rc = TOOL_EXIT_OK, wait = 0;
@@ -2409,7 +2423,7 @@ main(int argc, char **argv)
 	if (name != NULL) {
 		snprintf(names[0], sizeof(names[0]), "%s", name);
 		n = 1;
-	} else if ((n = each_identity(m.dir, names, 64)) < 0)
+	} else if ((n = each_identity(m.dir, names, IDM_MAX)) < 0)
 		return TOOL_EXIT_FAIL;
 	signal(SIGPIPE, SIG_IGN);
 	for (i = 0; i < n; i++) {
