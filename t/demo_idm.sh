@@ -33,6 +33,7 @@ idm_nginx || exit 1
 echo
 echo "2. The device connects to nginx (dance on) again and again, and"
 echo "   dance-idm rolls its key meanwhile:"
+cp "$T/$ID.pem" "$T/old.pem"
 : >"$T/log"
 traffic "$T/log"
 sleep 1
@@ -45,9 +46,6 @@ echo "   -> $(count_of "$T/log" ok) handshakes authenticated during the" \
 echo
 echo "3. dance-idm status:"
 "$IDM" -d "$ST" status "$ID" | sed 's/^/   /'
-old=$(sed -n 's/^cur //p' "$ST/$ID.state")
-old=$((old - 1))
-cat "$ST/$ID.keys/$old.key" "$ST/$ID.keys/$old.crt" >"$T/old.pem"
 echo
 echo "4. The old key, after retirement + TTL:"
 if one "$T/old.pem" "$T/out"; then

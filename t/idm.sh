@@ -232,6 +232,8 @@ is "$(rc_of "$T/l4"):$(key_of "$D1" wait)" "0:4" \
 	"the wait is 2 x the old set's TTL (2 s) when the new TTL is shorter (1 s)"
 idm "$T/l5" rollback "$D1"
 is "$(rc_of "$T/l5"):$(state_of "$D1")" "0:steady" "rollback of a published, undeployed key"
+is "$(cd "$ST/$D1.keys" && ls *.key)" "$(key_of "$D1" cur).key" \
+	"only the current key's private half is kept (retired and rolled-back ones removed)"
 
 # -- a CA-issued identity (ca-hook from a CSR) ------------------------------
 

@@ -1894,7 +1894,8 @@ step(struct idm *m)
 {
 	struct state *s = &m->s;
 	long long now = (long long)time(NULL), due;
-	char t[32];
+	char t[PATH_MAX];
+	unsigned old;
 	int r;
 
 	switch (s->st) {
@@ -1990,11 +1991,20 @@ step(struct idm *m)
 	case ST_RETIRED:
 		if ((r = visible(m, 0)) <= 0)
 			return r;
+		old = s->cur;
 		s->cur = s->next;
 		s->next = 0;
 		s->deploying = 0;
 		printf("%s: steady with key %u\n", m->c.name, s->cur);
-		return set_state(m, ST_STEADY) == 0 ? 1 : -1;
+		if (set_state(m, ST_STEADY) != 0)
+			return -1;
+		/* No record vouches for the old key any more: its private
+		 * half goes (the certificate stays, for the record). */
+		if (old != 0 && old != s->cur) {
+			key_path(m, old, "key", t, sizeof(t));
+			(void)unlink(t);
+		}
+		return 1;
 	}
 	return -1;
 }
@@ -2239,7 +2249,7 @@ static int
 cmd_rollback(struct idm *m)
 {
 	struct state *s = &m->s;
-	char rd[RDATA_MAX];
+	char rd[RDATA_MAX], path[PATH_MAX];
 	struct view v;
 	int r, changed;
 
@@ -2258,6 +2268,8 @@ cmd_rollback(struct idm *m)
 	if ((r = change_set(m, s->next, 0, &v, rd, &changed)) != 0)
 		return r < 0 ? TOOL_EXIT_FAIL : TOOL_EXIT_OK;
 	printf("%s: rolled back key %u\n", m->c.name, s->next);
+	key_path(m, s->next, "key", path, sizeof(path));
+	(void)unlink(path);	/* never used, never to be */
 	s->next = 0;
 	s->prepub = 0;
 	return set_state(m, s->cur ? ST_STEADY : ST_NONE) == 0 ?
