@@ -76,6 +76,8 @@ is "$(rc_of "$T/r3"):$(state_of "$D1")" "0:steady" \
 K=$(key_of "$D1" cur)
 is "$(tlsa_at 127.0.0.2 "$D1")" "$(tlsa_of "$D1" "$K");" \
 	"the secondary serves exactly the new record"
+like "$K2/knot.log" "IXFR, incoming, remote 127.0.0.1@$P, finished" \
+	"the secondary got the change by NOTIFY + IXFR"
 check "$D1" "$T/$D1.pem"
 ok $? "dance-check authenticates the deployed certificate" "$(cat "$T/check.out")"
 idm "$T/r4" run "$D1"

@@ -2144,8 +2144,10 @@ status_one(struct idm *m)
 		json_str(m->c.name);
 		printf(",\"zone\":");
 		json_str(m->c.zone);
-		printf(",\"state\":\"%s\",\"since\":\"%s\",\"next_action\":",
-			st_names[s->st], since);
+		printf(",\"state\":\"%s\",\"since\":%s%s%s,"
+			"\"next_action\":", st_names[s->st],
+			s->since ? "\"" : "", s->since ? since : "null",
+			s->since ? "\"" : "");
 		json_str(act);
 		printf(",\"next_at\":\"%s\",\"allowed\":\"%s\","
 			"\"current_key\":%u,\"next_key\":%u,\"standby_key\":%u,"
