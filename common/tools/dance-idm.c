@@ -1028,7 +1028,10 @@ rr_tlsa_str(const ldns_rr *rr, char *out)
 		memcpy(wire + len, ldns_rdf_data(ldns_rr_rdf(rr, i)), n);
 		len += n;
 	}
-	if (dance_tlsa_parse(wire, len, &t, &e) != DANCE_OK)
+	/* Longer data (a full certificate, "3 0 0") would be cut off
+	 * by tool_tlsa_str: not a record dance-idm can manage. */
+	if (dance_tlsa_parse(wire, len, &t, &e) != DANCE_OK ||
+	    t.len * 2 + 16 > RDATA_MAX)
 		return -1;
 	tool_tlsa_str(&t, out, RDATA_MAX);
 	return 0;
