@@ -67,6 +67,9 @@ $(BUILD)/bin/%: common/tools/%.c $(wildcard common/tools/*.h) $(TOOL_UTIL) $(LIB
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(TOOL_UTIL) $(LIB) $(LIBS)
 
+# dance-idm also sends RFC 2136 updates with TSIG, through ldns.
+$(BUILD)/bin/dance-idm: LIBS += -lldns
+
 $(BUILD)/t/%: t/tools/%.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)

@@ -71,4 +71,8 @@ for h in nginx freeradius hostapd; do
 	say "DANCE in $h"
 	sh "t/demo_$h.sh"
 done
+if [ -f t/demo_idm.sh ]; then
+	say "A key rollover with dance-idm while the device keeps authenticating"
+	sh t/demo_idm.sh
+fi
 say "Demo finished."

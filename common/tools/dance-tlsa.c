@@ -10,7 +10,6 @@
  */
 #include "tool_util.h"
 
-#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 static void
@@ -29,42 +28,10 @@ usage(FILE *f)
 "  --help       this text\n");
 }
 
-/* Association data as hex (malloc'd), or NULL. */
-static char *
-tlsa_hex(X509 *x, int sel, int mtype)
-{
-	unsigned char *der = NULL;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	const unsigned char *data;
-	unsigned int mdlen = 0;
-	size_t len;
-	char *hex = NULL;
-	int n;
-
-	n = sel == 0 ? i2d_X509(x, &der) :
-		i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
-	if (n <= 0)
-		return NULL;
-	data = der;
-	len = (size_t)n;
-	if (mtype != 0) {
-		if (EVP_Digest(der, (size_t)n, md, &mdlen, mtype == 1 ?
-		    EVP_sha256() : EVP_sha512(), NULL) != 1)
-			goto out;
-		data = md;
-		len = mdlen;
-	}
-	if ((hex = malloc(len * 2 + 1)) != NULL)
-		tool_hex(data, len, hex, len * 2 + 1);
-out:
-	OPENSSL_free(der);
-	return hex;
-}
-
 static int
 print_rr(const char *owner, X509 *x, int u, int s, int m)
 {
-	char *hex = tlsa_hex(x, s, m);
+	char *hex = tool_tlsa_hex(x, s, m);
 
 	if (hex == NULL) {
 		fprintf(stderr, "dance-tlsa: cannot compute TLSA %d %d %d\n",

@@ -39,6 +39,8 @@
  *   Output
  *     tool_hex(data, len, buf, buflen)          lower-case hex
  *     tool_tlsa_str(rr, buf, buflen)            "3 1 1 <hex>"
+ *     tool_tlsa_hex(x, selector, mtype)          TLSA association data
+ *                                    of cert x as hex (malloc'd)
  *
  * Errors are returned as values; the reason goes into struct dance_error
  * and the caller prints it ("prog: reason") and picks the exit code.
@@ -54,6 +56,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -201,5 +204,40 @@ tool_hex(const unsigned char *data, size_t len, char *buf, size_t buflen);
  * cut off with "..." (a full 3 x 0 record can be kilobytes). */
 const char *
 tool_tlsa_str(const struct dance_tlsa *rr, char *buf, size_t buflen);
+
+/* TLSA association data of certificate x for selector (0 Cert, 1 SPKI)
+ * and matching type (0 Full, 1 SHA2-256, 2 SHA2-512), as lower-case
+ * hex (malloc'd), or NULL.  dance-tlsa prints it, dance-idm publishes
+ * it. */
+TOOL_FN char *
+tool_tlsa_hex(X509 *x, int sel, int mtype)
+{
+	unsigned char *der = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	const unsigned char *data;
+	unsigned int mdlen = 0;
+	size_t len;
+	char *hex = NULL;
+	int n;
+
+	n = sel == 0 ? i2d_X509(x, &der) :
+		i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+	if (n <= 0)
+		return NULL;
+	data = der;
+	len = (size_t)n;
+	if (mtype != 0) {
+		if (EVP_Digest(der, (size_t)n, md, &mdlen, mtype == 1 ?
+		    EVP_sha256() : EVP_sha512(), NULL) != 1)
+			goto out;
+		data = md;
+		len = mdlen;
+	}
+	if ((hex = malloc(len * 2 + 1)) != NULL)
+		tool_hex(data, len, hex, len * 2 + 1);
+out:
+	OPENSSL_free(der);
+	return hex;
+}
 
 #endif /* DANCE_TOOL_UTIL_H */

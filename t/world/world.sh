@@ -9,6 +9,12 @@
 #                                          authoritative side
 #   sh t/world/world.sh clearlog DIR       empty the query log
 #   sh t/world/world.sh status DIR         exit 0 if the world runs
+#   sh t/world/world.sh delegate DIR FILE  add the records in FILE (zone
+#                                          lines below test.: a child
+#                                          zone's NS, glue and DS) to
+#                                          test., sign it again with the
+#                                          world's keys and restart NSD
+#                                          on its port (t/idm.sh)
 #
 # "start" makes, from nothing, in 1-2 s (phase times in DIR/setup.log):
 #   - ECDSA P-256 certificates in DIR/certs (NAME.crt, NAME.key, and
@@ -57,7 +63,7 @@ export PATH
 CLEANUP=
 
 usage() {
-	echo "usage: world.sh start|stop|status|clearlog DIR | count DIR NAME [TYPE]" >&2
+	echo "usage: world.sh start|stop|status|clearlog DIR | count DIR NAME [TYPE] | delegate DIR FILE" >&2
 	exit 2
 }
 
@@ -624,6 +630,37 @@ stop_world() {
 	echo "world: stopped"
 }
 
+# Other tests see the same zone plus the new records: the keys, the
+# trust anchor and the ports stay as they were.
+delegate() {
+	DIR=$(abs_dir "$1") || exit 1
+	[ -r "$2" ] || die "cannot read $2"
+	running "$DIR" || die "no world runs in $DIR"
+	Z=$DIR/nsd
+	K=$DIR/keys
+	LOG=$DIR/setup.log
+	AUTH_PORT=$(sed -n 's/^WORLD_AUTH_PORT=//p' "$DIR/env")
+	{ echo; cat "$2"; } >>"$Z/test.zone"
+	sign_zone
+	old=$(awk '$2 == "nsd" { print $1 }' "$DIR/pids")
+	for pid in $old; do
+		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+	done
+	gone_after 100 $old || die "nsd did not stop"
+	rm -f "$Z/nsd.pid"
+	setsid nsd -d -c "$Z/nsd.conf" </dev/null >>"$DIR/nsd.log" 2>&1 &
+	NSD_PID=$!
+	find_proxy
+	for i in 1 2 3 4 5; do
+		"$PROXY" -Q "$AUTH_PORT" && break
+		alive "$NSD_PID" || die "nsd did not restart (see $DIR/nsd.log)"
+	done
+	awk '$2 != "nsd"' "$DIR/pids" >"$DIR/pids.tmp"
+	echo "$(cat "$Z/nsd.pid" 2>/dev/null || echo "$NSD_PID") nsd" >>"$DIR/pids.tmp"
+	mv "$DIR/pids.tmp" "$DIR/pids"
+	echo "world: delegated ($(grep -c . "$2") records added)"
+}
+
 count() {
 	DIR=$(abs_dir "$1") || exit 1
 	name=$(echo "$2" | tr 'A-Z' 'a-z')
@@ -650,6 +687,9 @@ stop)
 status)
 	[ $# -eq 1 ] || usage
 	d=$(abs_dir "$1") && running "$d" ;;
+delegate)
+	[ $# -eq 2 ] || usage
+	delegate "$1" "$2" ;;
 clearlog)
 	[ $# -eq 1 ] || usage
 	d=$(abs_dir "$1") && : >"$d/querylog" ;;
