@@ -438,3 +438,35 @@ tool_tlsa_str(const struct dance_tlsa *rr, char *buf, size_t buflen)
 		memcpy(buf + buflen - 4, "...", 4);
 	return buf;
 }
+
+/* TLSA association data of x (see tool_util.h). */
+char *
+tool_tlsa_hex(X509 *x, int sel, int mtype)
+{
+	unsigned char *der = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	const unsigned char *data;
+	unsigned int mdlen = 0;
+	size_t len;
+	char *hex = NULL;
+	int n;
+
+	n = sel == 0 ? i2d_X509(x, &der) :
+		i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+	if (n <= 0)
+		return NULL;
+	data = der;
+	len = (size_t)n;
+	if (mtype != 0) {
+		if (EVP_Digest(der, (size_t)n, md, &mdlen, mtype == 1 ?
+		    EVP_sha256() : EVP_sha512(), NULL) != 1)
+			goto out;
+		data = md;
+		len = mdlen;
+	}
+	if ((hex = malloc(len * 2 + 1)) != NULL)
+		tool_hex(data, len, hex, len * 2 + 1);
+out:
+	OPENSSL_free(der);
+	return hex;
+}
