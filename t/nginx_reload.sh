@@ -105,7 +105,12 @@ reloads 10
 r0=$(rss)
 reloads 40
 r1=$(rss)
-ok $([ $((r1 - r0)) -lt 400 ]; echo $?) "40 more reloads: master RSS $r0 kB -> $r1 kB"
+if [ -n "${DANCE_SANITIZED:-}" ]; then
+	# ASan keeps freed memory in quarantine: RSS says nothing there
+	skip "40 more reloads: master RSS $r0 kB -> $r1 kB" "RSS is no measure under ASan"
+else
+	ok $([ $((r1 - r0)) -lt 400 ]; echo $?) "40 more reloads: master RSS $r0 kB -> $r1 kB"
+fi
 dc "$T/o" ee311.clients.test ee311 "$ON" --http /
 is "$(id_of "$T/o")" "ee311.clients.test" "serving after 50 reloads"
 
