@@ -95,7 +95,7 @@ freeradius: all
 	@BUILD=$(abspath $(BUILD)) sh freeradius_module/build.sh
 
 hostapd: all
-	@BUILD=$(abspath $(BUILD)) sh hostapd_patch/build.sh
+	@BUILD=$(abspath $(BUILD)) HOSTAP="$(HOSTAP)" sh hostapd_patch/build.sh
 
 demo:
 	@$(MAKE) --no-print-directory deps
