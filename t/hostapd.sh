@@ -651,10 +651,57 @@ refused() {
 	fi
 }
 refused "$T/e1.conf" "dance=1 without an allow-list is refused"
-printf 'driver=none\ninterface=x\ndance_ext_type=0xff01\n' >"$T/e2.conf"
-refused "$T/e2.conf" "dance_ext_type=0xff01 is refused"
+# refused_log CONF PATTERN DESCRIPTION: refused, with PATTERN in its log
+refused_log() {
+	refused "$1" "$3"
+	grep -a -q -- "$2" "$1.log" && ok "$3: the log says why" ||
+		not_ok "$3: the log says why (no '$2')" "$1.log"
+}
+# accepted CONF PATTERN DESCRIPTION: hostapd runs (until the timeout)
+# and logs PATTERN
+accepted() {
+	timeout 3 "$HAPD" -d "$1" >"$1.log" 2>&1
+	rc=$?
+	if [ $rc -eq 124 ] && grep -a -q -- "$2" "$1.log"; then
+		ok "$3"
+	else
+		not_ok "$3 (rc=$rc, wanted a running hostapd logging '$2')" "$1.log"
+	fi
+}
+# The code point rule is the core's (dance_ext_type_check), as in every
+# host: any 16-bit type OpenSSL does not handle itself.
+for x in 0xff01:renegotiation_info 0x002b:'handled inside OpenSSL' \
+    0x10000:'does not fit 16 bits'; do
+	v=${x%%:*}
+	printf 'driver=none\ninterface=x\ndance_ext_type=%s\n' "$v" \
+		>"$T/e2-$v.conf"
+	refused_log "$T/e2-$v.conf" "${x#*:}" "dance_ext_type=$v is refused"
+done
+cat "$T/e1.conf" >"$T/e2-ok.conf"
+printf 'dance_allow=a.clients.test\ndance_ext_type=0x1234\n' >>"$T/e2-ok.conf"
+accepted "$T/e2-ok.conf" "extension 0x1234" \
+	"dance_ext_type=0x1234 (outside 0xff00-0xffff) is accepted"
 printf 'driver=none\ninterface=x\ndance_name_source=ext,dns\n' >"$T/e3.conf"
 refused "$T/e3.conf" "an unknown dance_name_source is refused"
+
+# dance_allow_file: a line longer than 511 octets is refused, not split
+# (its tail once became an entry of its own: here "denied.clients.test")
+long_comment() {	# long_comment OCTETS: "#", filler, " denied.clients.test"
+	awk -v n="$1" 'BEGIN { s = "#"; while (length(s) < n - 20) s = s "x";
+		print s " denied.clients.test" }'
+}
+{ long_comment 511; echo a.clients.test; } >"$T/allow-511"
+{ long_comment 600; echo a.clients.test; } >"$T/allow-600"
+for f in 511 600; do
+	cat "$T/e1.conf" >"$T/e4-$f.conf"
+	echo "dance_allow_file=$T/allow-$f" >>"$T/e4-$f.conf"
+done
+[ "$(head -n 1 "$T/allow-511" | wc -c)" = 512 ] &&
+    accepted "$T/e4-511.conf" "enabled for EAP-TLS (1 allow-list entries" \
+	"dance_allow_file: a 511-octet comment line is read as one line" ||
+    not_ok "dance_allow_file: the 511-octet test line has 511 octets"
+refused_log "$T/e4-600.conf" "allow-600:1: line longer than 511 octets" \
+	"dance_allow_file: a 600-octet line is refused"
 
 # DANCE_KEEP=1 keeps the logs and configs
 if [ "$fail" -eq 0 ] && [ -z "${DANCE_KEEP:-}" ]; then

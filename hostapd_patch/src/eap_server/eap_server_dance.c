@@ -237,10 +237,17 @@ int eap_dance_config_set(struct eap_dance_config **confp, const char *name,
 		ret = eap_dance_uint(value, 0, 10000000, &v);
 		conf->cache_size = v;
 	} else if (os_strcmp(name, "dance_ext_type") == 0) {
-		/* private use range; 0xff01 is renegotiation_info */
-		ret = eap_dance_uint(value, 0xff00, 0xffff, &conf->ext_type);
-		if (!ret && conf->ext_type == 0xff01)
-			ret = -1;
+		struct dance_error err;
+
+		/* the core's rule, as in every host: any type OpenSSL does
+		 * not handle itself */
+		ret = eap_dance_uint(value, 0, 0xffffffffU, &conf->ext_type);
+		if (!ret &&
+		    dance_ext_type_check(conf->ext_type, &err) != DANCE_OK) {
+			wpa_printf(MSG_ERROR, "Line %d: dance_ext_type '%s': %s",
+				   line, value, err.reason);
+			return -1;
+		}
 	} else {
 		wpa_printf(MSG_ERROR, "Line %d: unknown DANCE option '%s'",
 			   line, name);
@@ -333,6 +340,25 @@ static void eap_dance_conn_answer(SSL *ssl, struct dance_conn *c, void *arg)
 }
 
 
+/*
+ * Did fgets() stop inside a line?  Then the rest of that line is read
+ * and dropped; a line of exactly len - 1 octets is not too long.
+ */
+static int eap_dance_line_too_long(FILE *f, const char *buf, size_t len)
+{
+	int c;
+
+	if (os_strlen(buf) < len - 1 || buf[len - 2] == '\n')
+		return 0;
+	c = fgetc(f);
+	if (c == EOF || c == '\n')
+		return 0;
+	while (c != EOF && c != '\n')
+		c = fgetc(f);
+	return 1;
+}
+
+
 static int eap_dance_load_allow_file(struct eap_dance *d, const char *fname)
 {
 	FILE *f;
@@ -348,6 +374,14 @@ static int eap_dance_load_allow_file(struct eap_dance *d, const char *fname)
 	}
 	while (fgets(buf, sizeof(buf), f)) {
 		line++;
+		if (eap_dance_line_too_long(f, buf, sizeof(buf))) {
+			/* never parse the tail as an entry of its own */
+			wpa_printf(MSG_ERROR,
+				   "DANCE: %s:%d: line longer than %d octets",
+				   fname, line, (int) sizeof(buf) - 1);
+			ret = -1;
+			continue;
+		}
 		pos = buf;
 		while (*pos == ' ' || *pos == '\t')
 			pos++;
