@@ -125,7 +125,8 @@ stop_hostapd() {
 
 # eapol TAG CERT KEY NAME [TLSVER [TIMEOUT]]: run eapol_test; NAME "-" =
 # no dane_client_id; TLSVER 13 or 12.  EAPOL_IDENTITY, when set, replaces
-# the EAP identity.  Returns eapol_test's exit status.
+# the EAP identity; EAPOL_REAUTH=N adds N re-authentications on the same
+# TLS context (so they can resume).  Returns eapol_test's exit status.
 eapol() {
 	tag=$1 cert=$2 key=$3 dname=$4 ver=${5:-13} tmo=${6:-20}
 	sconf=$T/$tag.sup.conf
@@ -151,7 +152,8 @@ eapol() {
 		echo "}"
 	} >"$sconf"
 	ELOG=$T/$tag.eapol.log
-	"$EAPOL" -c "$sconf" -a 127.0.0.1 -p "$HPORT" -s testing123 -r0 \
+	"$EAPOL" -c "$sconf" -a 127.0.0.1 -p "$HPORT" -s testing123 \
+		-r"${EAPOL_REAUTH:-0}" \
 		-t "$tmo" >"$ELOG" 2>&1
 }
 
@@ -395,6 +397,54 @@ dance_timeout=3000"; then
 		not_ok "hostapd survived all of it" "$HLOG"
 else
 	not_ok "hostapd with dance_max_pending=1 starts" "$T/f.hostapd.log"
+fi
+stop_hostapd
+
+# --- R: TLS session resumption (tls_session_lifetime) -----------------------
+# eapol_test -r1 authenticates twice on one TLS context; the second one
+# resumes.  DANCE decides once, on the full handshake: hostapd stores the
+# session's success data only after DANCE succeeded, so a resumption
+# carries that decision and must not be refused (hostap 2.11+ returns
+# early for TLS 1.3 resumption before EAP-Success).
+# resumed TAG VER NAME CERT KEY: two authentications, the second resumed
+resumed() {
+	tag=$1 ver=$2 rname=$3
+	EAPOL_REAUTH=1 eapol "$tag" "$4" "$5" "$6" "$ver"
+	rc=$?
+	nfull=$(grep -a -c "Handshake finished - resumed=0" "$HLOG")
+	nres=$(grep -a -c "Handshake finished - resumed=1" "$HLOG")
+	nacc=$(grep -a -c "Success data accepted for resumed session" "$HLOG")
+	nsucc=$(grep -a -c "^EAP: Received EAP-Success\|CTRL-EVENT-EAP-SUCCESS" \
+		"$ELOG")
+	[ $rc -eq 0 ] && [ "$nsucc" -ge 2 ] &&
+		ok "TLS 1.${ver#1}: full handshake and resumption both succeed" ||
+		not_ok "TLS 1.${ver#1}: full handshake and resumption both succeed (rc=$rc, $nsucc successes)" \
+			"$ELOG" "$HLOG"
+	[ "$nfull" = 1 ] && [ "$nres" = 1 ] && [ "$nacc" = 1 ] &&
+		ok "TLS 1.${ver#1}: hostapd logs one full handshake, then a resumption" ||
+		not_ok "TLS 1.${ver#1}: hostapd logs one full handshake, then a resumption ($nfull, $nres, $nacc)" "$HLOG"
+	grep -a -q "Using TLS version TLSv1.${ver#1}" "$ELOG" &&
+		ok "TLS 1.${ver#1}: the exchange used TLS 1.${ver#1}" ||
+		not_ok "TLS 1.${ver#1}: the exchange used TLS 1.${ver#1}" "$ELOG"
+	nd=$(grep -a -c "DANCE: client '$rname' ([a-z]*) authenticated" "$HLOG")
+	[ "$nd" = 1 ] &&
+		ok "TLS 1.${ver#1}: DANCE decided once, on the full handshake" ||
+		not_ok "TLS 1.${ver#1}: DANCE decided once, on the full handshake ($nd)" "$HLOG"
+}
+if start_dance r13 18127 "tls_session_lifetime=3600"; then
+	resumed r13 13 ee311.clients.test "$C/ee311.crt" "$C/ee311.key" \
+		ee311.clients.test
+else
+	not_ok "hostapd with tls_session_lifetime starts" "$T/r13.hostapd.log"
+fi
+stop_hostapd
+if start_dance r12 18128 "tls_session_lifetime=3600
+dance_name_source=ext,san"; then
+	resumed r12 12 sensor7._device.clients.test "$C/sensor7.chain.pem" \
+		"$C/sensor7.key" -
+else
+	not_ok "hostapd with tls_session_lifetime starts (TLS 1.2)" \
+		"$T/r12.hostapd.log"
 fi
 stop_hostapd
 
