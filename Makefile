@@ -32,7 +32,7 @@ INTEGS    = $(INTEG_SRC:t/integration/%.c=$(BUILD)/t/%)
 FUZZ_SRC  = $(wildcard t/fuzz/fuzz_*.c)
 
 .PHONY: all deps test test-unit test-asan fuzz demo install clean check-tests \
-	nginx freeradius hostapd bench
+	nginx freeradius hostapd hostapd-upstream bench
 
 all: $(LIB) $(TOOLS) $(TTOOLS)
 
@@ -68,7 +68,7 @@ check-tests: all $(UNITS) $(INTEGS)
 # Every test: unit binaries, integration binaries and t/*.sh scripts
 # (which need the three host integrations built), summarised by
 # t/run.sh in one closing line.
-test: check-tests nginx freeradius hostapd
+test: check-tests nginx freeradius hostapd hostapd-upstream
 	@BUILD=$(abspath $(BUILD)) sh t/run.sh
 
 test-unit: check-tests
@@ -96,6 +96,14 @@ freeradius: all
 
 hostapd: all
 	@BUILD=$(abspath $(BUILD)) HOSTAP="$(HOSTAP)" sh hostapd_patch/build.sh
+
+# hostap 2.11 and main from ../shared/upstream (each into
+# $(BUILD)/hostapd-<version>/, built once); t/hostapd_upstream.sh tests them.
+HOSTAP_UPSTREAM ?= $(wildcard ../shared/upstream/hostap-*.tar.gz)
+hostapd-upstream: all
+	@for t in $(abspath $(HOSTAP_UPSTREAM)); do \
+		BUILD=$(abspath $(BUILD)) HOSTAP=$$t sh hostapd_patch/build.sh || exit 1; \
+	done
 
 demo:
 	@$(MAKE) --no-print-directory deps

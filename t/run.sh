@@ -47,6 +47,7 @@ run_suite() {
 	"$@" >"$out" 2>&1
 	rc=$?
 	count_output "$out" "$rc" "$name"
+	grep '^# SKIP' "$out" | sed 's/^/    | /'
 	if [ "$rc" -ne 0 ] || [ -n "${VERBOSE:-}" ]; then
 		sed 's/^/    | /' "$out" | grep -v '^    | ok ' | tail -n 40
 	fi

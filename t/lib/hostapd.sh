@@ -35,14 +35,14 @@ hapd_netns() {
 	if unshare -n true 2>/dev/null; then
 		DANCE_HAPD_NETNS=1 exec unshare -n sh "$@"
 	fi
-	if unshare -rn true 2>/dev/null; then
+	if why=$(unshare -rn true 2>&1); then
 		DANCE_HAPD_NETNS=1 exec unshare -rn sh "$@"
 	fi
 	userns=$(cat /proc/sys/user/max_user_namespaces 2>/dev/null)
 	clone=$(cat /proc/sys/kernel/unprivileged_userns_clone 2>/dev/null)
-	echo "# SKIP $(basename "$1"): needs a private network namespace;" \
-		"not root, and this kernel refuses unprivileged user" \
-		"namespaces (user.max_user_namespaces=${userns:-?}," \
+	echo "# SKIP $(basename "$1"): no private network namespace for" \
+		"uid $(id -u): unshare -n needs root and unshare -rn failed" \
+		"(${why:-no reason given}; user.max_user_namespaces=${userns:-?}," \
 		"kernel.unprivileged_userns_clone=${clone:-n/a})"
 	return 77
 }
