@@ -508,16 +508,7 @@ if ip link add dance-ap type veth peer name dance-sta &&
 	$DANCE_BASE
 	EOF
 	HLOG=$T/w.hostapd.log
-	# shellcheck disable=SC2086
-	${DANCE_HOSTAPD_WRAP:-} "$HAPD" -d -t "$wconf" >"$HLOG" 2>&1 &
-	HPID=$!
-	i=0
-	while ! grep -a -q "AP-ENABLED" "$HLOG" 2>/dev/null &&
-	    [ $i -lt 600 ] && kill -0 "$HPID" 2>/dev/null; do
-		i=$((i + 1))
-		sleep 0.05
-	done
-	if grep -a -q "AP-ENABLED" "$HLOG"; then
+	if hapd_start "$wconf" "$HLOG" AP-ENABLED; then
 		r=$(wired_auth w-ee311 "$C/ee311.crt" "$C/ee311.key" ee311.clients.test)
 		[ "$r" = SUCCESS ] &&
 			ok "AP role (wired 802.1X): DANE-EE station authenticated" ||

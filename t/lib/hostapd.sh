@@ -69,22 +69,27 @@ hapd_radius_conf() {
 	EOF
 }
 
-# hapd_start CONF LOG PORT [BINARY [FLAGS]]: start hostapd (default
-# $HOSTAPD, FLAGS default "-d -t"), wait until it binds UDP PORT; sets
-# HPID.  DANCE_HOSTAPD_WRAP (e.g. valgrind) prefixes the command.
+# hapd_start CONF LOG READY [BINARY [FLAGS]]: start hostapd (default
+# $HOSTAPD, FLAGS default "-d -t") and wait until it is ready: READY is
+# the UDP port its RADIUS server binds, or a pattern its log shows (e.g.
+# AP-ENABLED).  Sets HPID.  DANCE_HOSTAPD_WRAP (e.g. valgrind) prefixes
+# the command.
 hapd_start() {
 	# shellcheck disable=SC2086
 	${DANCE_HOSTAPD_WRAP:-} "${4:-$HOSTAPD}" ${5:--d -t} "$1" >"$2" 2>&1 &
 	HPID=$!
 	i=0
-	while ! ss -lun 2>/dev/null | grep -q ":$3 "; do
+	while :; do
+		case $3 in
+		*[!0-9]*) grep -a -q -- "$3" "$2" 2>/dev/null && return 0 ;;
+		*) ss -lun 2>/dev/null | grep -q ":$3 " && return 0 ;;
+		esac
 		i=$((i + 1))
 		if [ $i -gt 600 ] || ! kill -0 "$HPID" 2>/dev/null; then
 			return 1
 		fi
 		sleep 0.05
 	done
-	return 0
 }
 
 # hapd_stop: stop the hostapd hapd_start started
