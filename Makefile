@@ -47,9 +47,16 @@ $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/bin/%: common/tools/%.c $(wildcard common/tools/*.h) $(LIB)
+# Every tool links the shared tool helpers (tool_util.c).
+TOOL_UTIL = $(BUILD)/obj/tools/tool_util.o
+
+$(TOOL_UTIL): common/tools/tool_util.c common/tools/tool_util.h common/include/dance.h
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
+
+$(BUILD)/bin/%: common/tools/%.c $(wildcard common/tools/*.h) $(TOOL_UTIL) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(TOOL_UTIL) $(LIB) $(LIBS)
 
 $(BUILD)/t/%: t/tools/%.c $(LIB)
 	@mkdir -p $(@D)

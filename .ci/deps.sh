@@ -7,7 +7,8 @@ nsd ldnsutils bind9-dnsutils unbound
 nginx nginx-dev libnginx-mod-stream curl perl
 freeradius freeradius-utils libfreeradius-dev libtalloc-dev libpcre3-dev
 eapoltest radsecproxy dpkg-dev
-iproute2 procps psmisc valgrind"
+iproute2 procps psmisc valgrind
+php-fpm python3-h2"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
@@ -31,4 +32,11 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 $SUDO apt-get install -y -q --no-install-recommends $missing
 [ -n "${cleanup_policy:-}" ] && $SUDO rm -f /usr/sbin/policy-rc.d
+# Where a service still started (a machine whose own policy-rc.d allows
+# it), stop it: the tests start their own on loopback.
+if command -v service >/dev/null 2>&1; then
+	for s in nginx nsd unbound php8.2-fpm; do
+		$SUDO service "$s" stop >/dev/null 2>&1 || true
+	done
+fi
 exit 0

@@ -45,60 +45,46 @@ RCSID("$Id$")
 #  error rlm_dance needs FreeRADIUS built with TLS
 #endif
 
-/* Name sources, tried in the configured order. */
+/*
+ *	Values of DANCE-Status (dictionary.dance).  libdance decides; this
+ *	maps its status and reason word onto the dictionary's values.
+ */
 typedef enum {
-	DANCE_SRC_NONE = 0,
-	DANCE_SRC_EXTENSION = 1,	/* dane_clientid (TLS 1.3) */
-	DANCE_SRC_SAN = 2,		/* first allowed SAN dNSName */
-	DANCE_SRC_IDENTITY = 3		/* EAP identity (User-Name) */
-} dance_src_t;
+	RLM_DANCE_ST_AUTHENTICATED = 0,
+	RLM_DANCE_ST_PKIX = 1,
+	RLM_DANCE_ST_NO_NAME = 2,
+	RLM_DANCE_ST_NOT_ALLOWED = 3,
+	RLM_DANCE_ST_NO_MATCH = 4,
+	RLM_DANCE_ST_OVERLOAD = 5,
+	RLM_DANCE_ST_DNS_NODATA = 6,
+	RLM_DANCE_ST_DNS_NXDOMAIN = 7,
+	RLM_DANCE_ST_DNS_INSECURE = 8,
+	RLM_DANCE_ST_DNS_BOGUS = 9,
+	RLM_DANCE_ST_DNS_SERVFAIL = 10,
+	RLM_DANCE_ST_DNS_TIMEOUT = 11,
+	RLM_DANCE_ST_DNS_ERROR = 12,
+	RLM_DANCE_ST_ERROR = 13
+} rlm_dance_status_t;
 
-static const FR_NAME_NUMBER dance_src_names[] = {
-	{ "extension",	DANCE_SRC_EXTENSION },
-	{ "san",	DANCE_SRC_SAN },
-	{ "identity",	DANCE_SRC_IDENTITY },
+static const FR_NAME_NUMBER rlm_dance_status_names[] = {
+	{ "Authenticated",	RLM_DANCE_ST_AUTHENTICATED },
+	{ "PKIX",		RLM_DANCE_ST_PKIX },
+	{ "No-Name",		RLM_DANCE_ST_NO_NAME },
+	{ "Not-Allowed",	RLM_DANCE_ST_NOT_ALLOWED },
+	{ "No-Match",		RLM_DANCE_ST_NO_MATCH },
+	{ "Overload",		RLM_DANCE_ST_OVERLOAD },
+	{ "DNS-NODATA",		RLM_DANCE_ST_DNS_NODATA },
+	{ "DNS-NXDOMAIN",	RLM_DANCE_ST_DNS_NXDOMAIN },
+	{ "DNS-Insecure",	RLM_DANCE_ST_DNS_INSECURE },
+	{ "DNS-Bogus",		RLM_DANCE_ST_DNS_BOGUS },
+	{ "DNS-SERVFAIL",	RLM_DANCE_ST_DNS_SERVFAIL },
+	{ "DNS-Timeout",	RLM_DANCE_ST_DNS_TIMEOUT },
+	{ "DNS-Error",		RLM_DANCE_ST_DNS_ERROR },
+	{ "Error",		RLM_DANCE_ST_ERROR },
 	{ NULL, 0 }
 };
 
-#define DANCE_SRC_MAX 3
-
-/* Values of DANCE-Status (dictionary.dance). */
-typedef enum {
-	DANCE_ST_AUTHENTICATED = 0,
-	DANCE_ST_PKIX = 1,
-	DANCE_ST_NO_NAME = 2,
-	DANCE_ST_NOT_ALLOWED = 3,
-	DANCE_ST_NO_MATCH = 4,
-	DANCE_ST_OVERLOAD = 5,
-	DANCE_ST_DNS_NODATA = 6,
-	DANCE_ST_DNS_NXDOMAIN = 7,
-	DANCE_ST_DNS_INSECURE = 8,
-	DANCE_ST_DNS_BOGUS = 9,
-	DANCE_ST_DNS_SERVFAIL = 10,
-	DANCE_ST_DNS_TIMEOUT = 11,
-	DANCE_ST_DNS_ERROR = 12,
-	DANCE_ST_ERROR = 13
-} dance_status_t;
-
-static const FR_NAME_NUMBER dance_status_names[] = {
-	{ "Authenticated",	DANCE_ST_AUTHENTICATED },
-	{ "PKIX",		DANCE_ST_PKIX },
-	{ "No-Name",		DANCE_ST_NO_NAME },
-	{ "Not-Allowed",	DANCE_ST_NOT_ALLOWED },
-	{ "No-Match",		DANCE_ST_NO_MATCH },
-	{ "Overload",		DANCE_ST_OVERLOAD },
-	{ "DNS-NODATA",		DANCE_ST_DNS_NODATA },
-	{ "DNS-NXDOMAIN",	DANCE_ST_DNS_NXDOMAIN },
-	{ "DNS-Insecure",	DANCE_ST_DNS_INSECURE },
-	{ "DNS-Bogus",		DANCE_ST_DNS_BOGUS },
-	{ "DNS-SERVFAIL",	DANCE_ST_DNS_SERVFAIL },
-	{ "DNS-Timeout",	DANCE_ST_DNS_TIMEOUT },
-	{ "DNS-Error",		DANCE_ST_DNS_ERROR },
-	{ "Error",		DANCE_ST_ERROR },
-	{ NULL, 0 }
-};
-
-static const FR_NAME_NUMBER dance_usage_names[] = {
+static const FR_NAME_NUMBER rlm_dance_usage_names[] = {
 	{ "PKIX-TA",	0 },
 	{ "PKIX-EE",	1 },
 	{ "DANE-TA",	2 },
@@ -106,7 +92,8 @@ static const FR_NAME_NUMBER dance_usage_names[] = {
 	{ NULL, 0 }
 };
 
-static const FR_NAME_NUMBER dance_src_values[] = {
+/* DANCE-Name-Source values are libdance's enum dance_name_source. */
+static const FR_NAME_NUMBER rlm_dance_src_values[] = {
 	{ "Extension",	DANCE_SRC_EXTENSION },
 	{ "SAN",	DANCE_SRC_SAN },
 	{ "Identity",	DANCE_SRC_IDENTITY },
@@ -122,24 +109,14 @@ static const struct {
 	int		attr;
 	PW_TYPE		type;
 	FR_NAME_NUMBER const *values;
-} dance_attrs[] = {
+} rlm_dance_attrs[] = {
 	{ "DANCE-Client-Id",	3440, PW_TYPE_STRING,	NULL },
-	{ "DANCE-Status",	3441, PW_TYPE_INTEGER,	dance_status_names },
-	{ "DANCE-Usage",	3442, PW_TYPE_INTEGER,	dance_usage_names },
+	{ "DANCE-Status",	3441, PW_TYPE_INTEGER,	rlm_dance_status_names },
+	{ "DANCE-Usage",	3442, PW_TYPE_INTEGER,	rlm_dance_usage_names },
 	{ "DANCE-Reason",	3443, PW_TYPE_STRING,	NULL },
-	{ "DANCE-Name-Source",	3444, PW_TYPE_INTEGER,	dance_src_values },
+	{ "DANCE-Name-Source",	3444, PW_TYPE_INTEGER,	rlm_dance_src_values },
 	{ NULL, 0, 0, NULL }
 };
-
-/*
- *	One slot per allow-list entry that has threads waiting on DNS.
- *	entry is libdance's pointer to the entry text (dance_policy_match):
- *	stable while the policy lives, one pointer per entry.
- */
-typedef struct {
-	char const	*entry;
-	uint32_t	waiting;
-} dance_wait_slot_t;
 
 typedef struct rlm_dance_t {
 	char const	*xlat_name;
@@ -169,20 +146,12 @@ typedef struct rlm_dance_t {
 	bool		radsec;
 
 	/* Runtime */
-	dance_src_t		sources[DANCE_SRC_MAX];
-	int			num_sources;
-	bool			use_extension;	/* "extension" in name_source */
 	struct dance_policy	*policy;
-	struct dance_policy	*ext_policy;	/* "~.": see mod_instantiate */
 	struct dance_resolver	*resolver;
 	struct dance_matcher	*matcher;
 	struct dance_tls_server	*server;
-	struct dance_tls_server_cfg server_cfg;
+	struct dance_tls_server_cfg server_cfg;	/* name sources, caps */
 	int			attached;	/* SSL_CTXs we hooked */
-
-	pthread_mutex_t		wait_mutex;
-	uint32_t		waiting;
-	dance_wait_slot_t	*slots;		/* max_waiting entries */
 } rlm_dance_t;
 
 static const CONF_PARSER module_config[] = {
@@ -217,23 +186,23 @@ static const CONF_PARSER module_config[] = {
  *	of rlm_dance_cert_verify().
  */
 typedef enum {
-	DANCE_V_UNDECIDED = 0,	/* PKIX has not failed (yet) */
-	DANCE_V_PASS,		/* DANE authenticated the client */
-	DANCE_V_FAIL,		/* DANE client, not authenticated */
-	DANCE_V_SKIP		/* not a DANE client: PKIX result stands */
-} dance_verdict_t;
+	RLM_DANCE_V_UNDECIDED = 0,	/* PKIX has not failed (yet) */
+	RLM_DANCE_V_PASS,		/* DANE authenticated the client */
+	RLM_DANCE_V_FAIL,		/* DANE client, not authenticated */
+	RLM_DANCE_V_SKIP		/* not a DANE client: PKIX result stands */
+} rlm_dance_verdict_t;
 
 typedef struct {
-	rlm_dance_t	*inst;
-	SSL		*ssl;
-	REQUEST		*request;
-	int		(*orig_cb)(int, X509_STORE_CTX *);
-	dance_verdict_t	verdict;
-} dance_verify_t;
+	rlm_dance_t		*inst;
+	SSL			*ssl;
+	REQUEST			*request;
+	int			(*orig_cb)(int, X509_STORE_CTX *);
+	rlm_dance_verdict_t	verdict;
+} rlm_dance_verify_t;
 
 /* The one process-wide item: OpenSSL ex_data index (OpenSSL's design). */
-static pthread_once_t dance_index_once = PTHREAD_ONCE_INIT;
-static int dance_xs_index = -1;
+static pthread_once_t rlm_dance_index_once = PTHREAD_ONCE_INIT;
+static int rlm_dance_xs_index = -1;
 
 /*
  *	FreeRADIUS 3.2 uses SSL ex_data slots it never allocated: the fixed
@@ -244,11 +213,11 @@ static int dance_xs_index = -1;
  *	talloc memory).  So burn every SSL-class index up to the highest one
  *	FreeRADIUS touches before libdance allocates its own.
  */
-#define DANCE_FR_MAX_FIXED_INDEX 17
+#define RLM_DANCE_FR_MAX_FIXED_INDEX 17
 
-static void dance_index_init(void)
+static void rlm_dance_index_init(void)
 {
-	int idx, highest = DANCE_FR_MAX_FIXED_INDEX;
+	int idx, highest = RLM_DANCE_FR_MAX_FIXED_INDEX;
 
 	if (fr_tls_ex_index_certs > highest) highest = fr_tls_ex_index_certs;
 	if (fr_tls_ex_index_vps > highest) highest = fr_tls_ex_index_vps;
@@ -256,7 +225,7 @@ static void dance_index_init(void)
 		idx = SSL_get_ex_new_index(0, "rlm_dance: slot used by FreeRADIUS", NULL, NULL, NULL);
 	} while ((idx >= 0) && (idx <= highest));
 
-	dance_xs_index = X509_STORE_CTX_get_ex_new_index(0, "rlm_dance", NULL, NULL, NULL);
+	rlm_dance_xs_index = X509_STORE_CTX_get_ex_new_index(0, "rlm_dance", NULL, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -292,7 +261,7 @@ static void dance_index_init(void)
  *	So DANCE-* are visible in authorize/post-auth and can be copied to
  *	the reply.
  */
-static void dance_attr(SSL *ssl, REQUEST *request, char const *attr, char const *value)
+static void rlm_dance_attr(SSL *ssl, REQUEST *request, char const *attr, char const *value)
 {
 	VALUE_PAIR	**certs;
 	TALLOC_CTX	*talloc_ctx;
@@ -307,286 +276,143 @@ static void dance_attr(SSL *ssl, REQUEST *request, char const *attr, char const 
 	if (vp && request) rdebug_pair(L_DBG_LVL_2, request, vp, "dance: ");
 }
 
-static void dance_record(dance_verify_t *v, char const *name, dance_src_t src,
-			 dance_status_t st, int usage, char const *reason)
+static void rlm_dance_record(rlm_dance_verify_t *v, char const *name, enum dance_name_source src,
+			     rlm_dance_status_t st, int usage, char const *reason)
 {
 	char buf[16];
 
-	if (name && *name) dance_attr(v->ssl, v->request, "DANCE-Client-Id", name);
+	if (name && *name) rlm_dance_attr(v->ssl, v->request, "DANCE-Client-Id", name);
 	if (src != DANCE_SRC_NONE) {
-		dance_attr(v->ssl, v->request, "DANCE-Name-Source",
-			   fr_int2str(dance_src_values, src, NULL));
+		rlm_dance_attr(v->ssl, v->request, "DANCE-Name-Source",
+			       fr_int2str(rlm_dance_src_values, src, NULL));
 	}
-	dance_attr(v->ssl, v->request, "DANCE-Status",
-		   fr_int2str(dance_status_names, st, "Error"));
+	rlm_dance_attr(v->ssl, v->request, "DANCE-Status",
+		       fr_int2str(rlm_dance_status_names, st, "Error"));
 	if (usage >= 0) {
 		snprintf(buf, sizeof(buf), "%d", usage);
-		dance_attr(v->ssl, v->request, "DANCE-Usage", buf);
+		rlm_dance_attr(v->ssl, v->request, "DANCE-Usage", buf);
 	}
-	if (reason && *reason) dance_attr(v->ssl, v->request, "DANCE-Reason", reason);
+	if (reason && *reason) rlm_dance_attr(v->ssl, v->request, "DANCE-Reason", reason);
 }
 
-static dance_status_t dance_dns_to_status(enum dance_dns_status s)
+/* DANCE-Status value of a libdance FAILED reason. */
+static rlm_dance_status_t rlm_dance_failed_status(enum dance_reason why)
 {
-	switch (s) {
-	case DANCE_DNS_SECURE:		return DANCE_ST_AUTHENTICATED;
-	case DANCE_DNS_NODATA:		return DANCE_ST_DNS_NODATA;
-	case DANCE_DNS_NXDOMAIN:	return DANCE_ST_DNS_NXDOMAIN;
-	case DANCE_DNS_INSECURE:	return DANCE_ST_DNS_INSECURE;
-	case DANCE_DNS_BOGUS:		return DANCE_ST_DNS_BOGUS;
-	case DANCE_DNS_SERVFAIL:	return DANCE_ST_DNS_SERVFAIL;
-	case DANCE_DNS_TIMEOUT:		return DANCE_ST_DNS_TIMEOUT;
-	case DANCE_DNS_OVERLOAD:	return DANCE_ST_OVERLOAD;
-	default:			return DANCE_ST_DNS_ERROR;
+	switch (why) {
+	case DANCE_REASON_NOT_ALLOWED:
+	case DANCE_REASON_BAD_NAME:
+	case DANCE_REASON_PROTOCOL:
+	case DANCE_REASON_NO_EXT:	return RLM_DANCE_ST_NOT_ALLOWED;
+	case DANCE_REASON_NOMATCH:	return RLM_DANCE_ST_NO_MATCH;
+	case DANCE_REASON_OVERLOAD:	return RLM_DANCE_ST_OVERLOAD;
+	case DANCE_REASON_NODATA:	return RLM_DANCE_ST_DNS_NODATA;
+	case DANCE_REASON_NXDOMAIN:	return RLM_DANCE_ST_DNS_NXDOMAIN;
+	case DANCE_REASON_INSECURE:	return RLM_DANCE_ST_DNS_INSECURE;
+	case DANCE_REASON_BOGUS:	return RLM_DANCE_ST_DNS_BOGUS;
+	case DANCE_REASON_SERVFAIL:	return RLM_DANCE_ST_DNS_SERVFAIL;
+	case DANCE_REASON_TIMEOUT:	return RLM_DANCE_ST_DNS_TIMEOUT;
+	case DANCE_REASON_DNS_ERROR:	return RLM_DANCE_ST_DNS_ERROR;
+	default:			return RLM_DANCE_ST_ERROR;
 	}
 }
 
-/* ------------------------------------------------------------------ */
-/* Caps on threads blocked in DNS                                      */
-/* ------------------------------------------------------------------ */
-
-/*
- *	The per-domain cap is kept per allow-list entry, the one that
- *	admitted the client name (dance_policy_match): all devices allowed
- *	by ".devices.example.com" share one budget, whatever their parent
- *	names, and every other entry has its own.  So the names of one entry
- *	whose servers do not answer can hold at most max_waiting_per_domain
- *	worker threads.
- */
-static bool dance_wait_enter(rlm_dance_t *inst, char const *entry, char *why, size_t whylen)
+/* A DANCE client libdance did not authenticate: log and record why. */
+static void rlm_dance_failed(rlm_dance_verify_t *v, struct dance_conn const *c)
 {
-	dance_wait_slot_t	*slot = NULL, *free_slot = NULL;
-	uint32_t		i;
-	bool			ok = false;
+	enum dance_reason	why = dance_conn_reason_code(c);
+	char const		*name = dance_conn_name(c);
+	char const		*detail = dance_conn_reason(c);
+	char			text[300];
 
-	pthread_mutex_lock(&inst->wait_mutex);
-	if (inst->waiting >= inst->max_waiting) {
-		snprintf(why, whylen, "%u threads already waiting for DNS (max_waiting)", inst->waiting);
-		goto done;
+	switch (why) {
+	case DANCE_REASON_NOT_ALLOWED:
+		snprintf(text, sizeof(text), "%s", detail);
+		DLOG_REJECT(v->request, "client %s (%s) rejected: not allowed: %s", name,
+			    dance_name_source_str(dance_conn_source(c)), detail);
+		break;
+	case DANCE_REASON_NOMATCH:
+		snprintf(text, sizeof(text), "%s", detail);
+		DLOG_REJECT(v->request, "client %s rejected: TLSA does not match: %s", name, detail);
+		break;
+	case DANCE_REASON_OVERLOAD:
+		snprintf(text, sizeof(text), "%s", detail);
+		DLOG_REJECT(v->request, "client %s rejected: overload: %s", name, detail);
+		break;
+	case DANCE_REASON_NODATA:
+	case DANCE_REASON_NXDOMAIN:
+	case DANCE_REASON_INSECURE:
+	case DANCE_REASON_BOGUS:
+	case DANCE_REASON_SERVFAIL:
+	case DANCE_REASON_TIMEOUT:
+	case DANCE_REASON_DNS_ERROR:
+		snprintf(text, sizeof(text), "TLSA lookup %s", detail);
+		DLOG_REJECT(v->request, "client %s rejected: %s", name, text);
+		break;
+	default:
+		snprintf(text, sizeof(text), "%s", detail);
+		DLOG_REJECT(v->request, "client %s rejected: %s: %s", name[0] ? name : "?",
+			    dance_reason_str(why), detail);
+		break;
 	}
-	for (i = 0; i < inst->max_waiting; i++) {
-		dance_wait_slot_t *s = &inst->slots[i];
-
-		if (s->waiting == 0) {
-			if (!free_slot) free_slot = s;
-			continue;
-		}
-		if (s->entry == entry) {
-			slot = s;
-			break;
-		}
-	}
-	if (slot && slot->waiting >= inst->max_waiting_per_domain) {
-		snprintf(why, whylen, "%u threads already waiting for DNS for allow entry \"%.100s\" "
-			 "(max_waiting_per_domain)", slot->waiting, entry);
-		goto done;
-	}
-	if (!slot) {
-		/* waiting < max_waiting, so a free slot exists */
-		slot = free_slot;
-		slot->entry = entry;
-	}
-	slot->waiting++;
-	inst->waiting++;
-	ok = true;
-done:
-	pthread_mutex_unlock(&inst->wait_mutex);
-	return ok;
-}
-
-static void dance_wait_leave(rlm_dance_t *inst, char const *entry)
-{
-	uint32_t	i;
-
-	pthread_mutex_lock(&inst->wait_mutex);
-	for (i = 0; i < inst->max_waiting; i++) {
-		dance_wait_slot_t *s = &inst->slots[i];
-
-		if (s->waiting && (s->entry == entry)) {
-			s->waiting--;
-			inst->waiting--;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&inst->wait_mutex);
+	rlm_dance_record(v, name, dance_conn_source(c), rlm_dance_failed_status(why), -1, text);
 }
 
 /*
- *	Secure TLSA answer for name: from the shared cache, or a lookup
- *	bounded by the timeout when a waiting slot is free (globally and
- *	for entry, the allow-list entry that admitted name).  NULL when
- *	over a cap (why says which) or out of memory.
+ *	The DANE decision is libdance's (dance_conn_decide): name source
+ *	(extension, SAN, EAP identity), allow-list first (no DNS for names
+ *	that are not allowed), the waiting caps, the TLSA set with a lookup
+ *	bounded by the timeout, then OpenSSL's DANE matcher.  A client that
+ *	sent dane_clientid is a DANE client whatever happens; a legacy
+ *	client without an allowed name is not one (SKIP: the PKIX result
+ *	stands).
  */
-static struct dance_answer *dance_lookup(rlm_dance_t *inst, REQUEST *request, char const *name,
-					 char const *entry, char *why, size_t whylen)
+static void rlm_dance_judge(rlm_dance_verify_t *v, X509_STORE_CTX *xs)
 {
-	struct dance_answer *a;
-
-	a = dance_resolver_cached(inst->resolver, name);
-	if (a) {
-		DLOG_DEBUG(request, "TLSA for %s from cache (%s)", name, dance_dns_status_str(a->status));
-		return a;
-	}
-	if (!dance_wait_enter(inst, entry, why, whylen)) return NULL;
-
-	DLOG_DEBUG(request, "looking up TLSA for %s (timeout %u ms)", name, inst->timeout);
-	a = dance_resolve_wait(inst->resolver, name);
-	dance_wait_leave(inst, entry);
-	return a;
-}
-
-/* ------------------------------------------------------------------ */
-/* The DANE decision                                                   */
-/* ------------------------------------------------------------------ */
-
-/*
- *	The client name from the first configured source that has one.
- *	The SAN source picks the first SAN dNSName the allow-list permits,
- *	so a certificate with several names authenticates as the allowed
- *	one.
- */
-static void dance_why_add(char *why, size_t whylen, char const *fmt, ...) CC_HINT(format (printf, 3, 4));
-static void dance_why_add(char *why, size_t whylen, char const *fmt, ...)
-{
-	size_t	used = strlen(why);
-	va_list	ap;
-
-	if (used && (used + 2 < whylen)) {
-		strlcpy(why + used, "; ", whylen - used);
-		used += 2;
-	}
-	if (used + 1 >= whylen) return;
-	va_start(ap, fmt);
-	vsnprintf(why + used, whylen - used, fmt, ap);
-	va_end(ap);
-}
-
-static dance_src_t dance_client_name(dance_verify_t *v, X509 *leaf, char *name,
-				     char *why, size_t whylen)
-{
-	rlm_dance_t		*inst = v->inst;
-	struct dance_error	err;
 	struct dance_conn	*c;
+	enum dance_status	st;
 	char			**identity;
-	int			i;
+	char const		*notes;
 
-	why[0] = '\0';
-	for (i = 0; i < inst->num_sources; i++) {
-		switch (inst->sources[i]) {
-		case DANCE_SRC_EXTENSION:
-			c = dance_conn_get(v->ssl);
-			if (!c || c->state == DANCE_CONN_NONE || !c->name[0]) {
-				dance_why_add(why, whylen, "extension: not sent");
-				break;
-			}
-			strlcpy(name, c->name, DANCE_NAME_MAX + 1);
-			return DANCE_SRC_EXTENSION;
+	identity = (char **)SSL_get_ex_data(v->ssl, FR_TLS_EX_INDEX_IDENTITY);
+	if (identity && *identity && **identity) (void)dance_conn_set_identity(v->ssl, *identity);
 
-		case DANCE_SRC_SAN:
-			memset(&err, 0, sizeof(err));
-			if (dance_cert_san_name(leaf, inst->policy, name, &err) == DANCE_OK) {
-				return DANCE_SRC_SAN;
-			}
-			dance_why_add(why, whylen, "SAN: %s", err.reason[0] ? err.reason : dance_code_str(err.code));
-			break;
+	st = dance_conn_decide(v->ssl, xs);
+	c = dance_conn_get(v->ssl);
 
-		case DANCE_SRC_IDENTITY:
-			identity = (char **)SSL_get_ex_data(v->ssl, FR_TLS_EX_INDEX_IDENTITY);
-			if (!identity || !*identity || !**identity) {
-				dance_why_add(why, whylen, "identity: none");
-				break;
-			}
-			memset(&err, 0, sizeof(err));
-			if (dance_name_check(*identity, strlen(*identity), 0, name, &err) == DANCE_OK) {
-				return DANCE_SRC_IDENTITY;
-			}
-			dance_why_add(why, whylen, "identity \"%.64s\": %s", *identity,
-				      err.reason[0] ? err.reason : dance_code_str(err.code));
-			break;
-
-		default:
-			break;
-		}
+	if (dance_conn_answer(c)) {
+		DLOG_DEBUG(v->request, "TLSA for %s %s (%s)", dance_conn_name(c),
+			   dance_answer_from_cache(dance_conn_answer(c)) ? "from cache" : "looked up",
+			   dance_dns_status_str(dance_answer_status(dance_conn_answer(c))));
 	}
-	if (!why[0]) strlcpy(why, "no name from any configured name_source", whylen);
-	return DANCE_SRC_NONE;
-}
+	notes = dance_conn_tlsa_notes(c);
+	if (notes[0]) WARN("rlm_dance: client %s: unusable TLSA records skipped: %s", dance_conn_name(c), notes);
 
-/*
- *	Decide: allow-list first (no DNS for names that are not allowed),
- *	then the TLSA set, then OpenSSL's DANE matcher.  A client that sent
- *	dane_clientid is a DANE client whatever happens; a legacy client
- *	whose name is missing or not allowed is not one (SKIP: the PKIX
- *	result stands).
- */
-static void dance_judge(dance_verify_t *v, X509_STORE_CTX *xs, bool ext_client)
-{
-	rlm_dance_t		*inst = v->inst;
-	REQUEST			*request = v->request;
-	X509			*leaf = X509_STORE_CTX_get0_cert(xs);
-	STACK_OF(X509)		*chain = X509_STORE_CTX_get0_untrusted(xs);
-	char			name[DANCE_NAME_MAX + 1];
-	char			why[256];
-	struct dance_error	err;
-	struct dance_answer	*a;
-	struct dance_match_result res;
-	dance_src_t		src;
-	char const		*entry = NULL;
+	switch (st) {
+	case DANCE_STATUS_SUCCESS:
+		DLOG_DEBUG(v->request, "client %s authenticated by DANE (%s, usage %s, allow entry \"%s\")",
+			   dance_conn_name(c), dance_name_source_str(dance_conn_source(c)),
+			   fr_int2str(rlm_dance_usage_names, dance_conn_usage(c), "?"),
+			   dance_conn_entry(c) ? dance_conn_entry(c) : "?");
+		if (!v->request) INFO("rlm_dance: client %s authenticated by DANE (usage %d)",
+				   dance_conn_name(c), dance_conn_usage(c));
+		rlm_dance_record(v, dance_conn_name(c), dance_conn_source(c), RLM_DANCE_ST_AUTHENTICATED,
+				 dance_conn_usage(c), NULL);
+		v->verdict = RLM_DANCE_V_PASS;
+		break;
 
-	name[0] = '\0';
-	src = dance_client_name(v, leaf, name, why, sizeof(why));
-	if (src == DANCE_SRC_NONE) {
-		DLOG_DEBUG(request, "not a DANE client: %s", why);
-		dance_record(v, NULL, src, DANCE_ST_NO_NAME, -1, why);
-		v->verdict = DANCE_V_SKIP;
-		return;
+	case DANCE_STATUS_NONE:
+		DLOG_DEBUG(v->request, "not a DANE client: %s", dance_conn_reason(c));
+		rlm_dance_record(v, NULL, DANCE_SRC_NONE,
+				 dance_conn_reason_code(c) == DANCE_REASON_NOT_ALLOWED ?
+				 RLM_DANCE_ST_NOT_ALLOWED : RLM_DANCE_ST_NO_NAME, -1, dance_conn_reason(c));
+		v->verdict = RLM_DANCE_V_SKIP;
+		break;
+
+	default:	/* FAILED; PENDING cannot happen with a threaded resolver */
+		rlm_dance_failed(v, c);
+		v->verdict = RLM_DANCE_V_FAIL;
+		break;
 	}
-
-	memset(&err, 0, sizeof(err));
-	if (dance_policy_match(inst->policy, name, &entry, &err) != DANCE_OK) {
-		DLOG_REJECT(request, "client %s (%s) rejected: not allowed: %s", name,
-			    fr_int2str(dance_src_names, src, "?"), err.reason);
-		dance_record(v, name, src, DANCE_ST_NOT_ALLOWED, -1, err.reason);
-		v->verdict = ext_client ? DANCE_V_FAIL : DANCE_V_SKIP;
-		return;
-	}
-
-	DLOG_DEBUG(request, "client %s allowed by entry \"%s\"", name, entry);
-
-	why[0] = '\0';
-	a = dance_lookup(inst, request, name, entry, why, sizeof(why));
-	if (!a) {
-		DLOG_REJECT(request, "client %s rejected: overload: %s", name, why);
-		dance_record(v, name, src, DANCE_ST_OVERLOAD, -1, why);
-		v->verdict = DANCE_V_FAIL;
-		return;
-	}
-	if (a->status != DANCE_DNS_SECURE || a->n == 0) {
-		snprintf(why, sizeof(why), "TLSA lookup %s%s%.200s", dance_dns_status_str(a->status),
-			 a->why[0] ? ": " : "", a->why);
-		DLOG_REJECT(request, "client %s rejected: %s", name, why);
-		dance_record(v, name, src, dance_dns_to_status(a->status), -1, why);
-		dance_answer_unref(a);
-		v->verdict = DANCE_V_FAIL;
-		return;
-	}
-
-	memset(&res, 0, sizeof(res));
-	if (dance_match(inst->matcher, a, leaf, chain, &res) != DANCE_OK || !res.ok) {
-		DLOG_REJECT(request, "client %s rejected: TLSA does not match: %s", name, res.reason);
-		dance_record(v, name, src, DANCE_ST_NO_MATCH, -1, res.reason);
-		dance_answer_unref(a);
-		v->verdict = DANCE_V_FAIL;
-		return;
-	}
-	dance_answer_unref(a);
-
-	DLOG_DEBUG(request, "client %s authenticated by DANE (%s, usage %s, depth %d)", name,
-		   fr_int2str(dance_src_names, src, "?"),
-		   fr_int2str(dance_usage_names, res.usage, "?"), res.depth);
-	if (!request) INFO("rlm_dance: client %s authenticated by DANE (usage %d)", name, res.usage);
-	dance_record(v, name, src, DANCE_ST_AUTHENTICATED, res.usage, NULL);
-	v->verdict = DANCE_V_PASS;
 }
 
 /*
@@ -594,7 +420,7 @@ static void dance_judge(dance_verify_t *v, X509_STORE_CTX *xs, bool ext_client)
  *	these hand the decision to DANE: a chain that does reach a
  *	configured CA but is revoked, expired etc. keeps failing as before.
  */
-static bool dance_trust_error(int err)
+static bool rlm_dance_trust_error(int err)
 {
 	switch (err) {
 	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
@@ -617,19 +443,19 @@ static bool dance_trust_error(int err)
  *	check_cert_cn, OCSP, the external verify command); it only sees
  *	DANE's verdict instead of the missing trust anchor.
  */
-static int dance_verify_step(int ok, X509_STORE_CTX *xs)
+static int rlm_dance_verify_step(int ok, X509_STORE_CTX *xs)
 {
-	dance_verify_t	*v = X509_STORE_CTX_get_ex_data(xs, dance_xs_index);
-	int		err = X509_STORE_CTX_get_error(xs);
+	rlm_dance_verify_t	*v = X509_STORE_CTX_get_ex_data(xs, rlm_dance_xs_index);
+	int			err = X509_STORE_CTX_get_error(xs);
 
 	if (!v) return ok;
 
-	if (!ok && v->verdict == DANCE_V_UNDECIDED && dance_trust_error(err)) {
-		dance_judge(v, xs, false);
+	if (!ok && v->verdict == RLM_DANCE_V_UNDECIDED && rlm_dance_trust_error(err)) {
+		rlm_dance_judge(v, xs);
 	}
 
 	switch (v->verdict) {
-	case DANCE_V_PASS:
+	case RLM_DANCE_V_PASS:
 		/*
 		 *	Swallow the error report: OpenSSL still calls us with
 		 *	ok=1 for every depth afterwards, and cbtls_verify must
@@ -641,7 +467,7 @@ static int dance_verify_step(int ok, X509_STORE_CTX *xs)
 		}
 		break;
 
-	case DANCE_V_FAIL:
+	case RLM_DANCE_V_FAIL:
 		if (ok) X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
 		ok = 0;
 		break;
@@ -661,14 +487,13 @@ static int dance_verify_step(int ok, X509_STORE_CTX *xs)
  */
 static int rlm_dance_cert_verify(X509_STORE_CTX *xs, void *arg)
 {
-	dance_verify_t		v;
-	struct dance_conn	*c;
+	rlm_dance_verify_t	v;
 	int			ret;
 
 	memset(&v, 0, sizeof(v));
 	v.inst = arg;
 	v.ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
-	if (!v.ssl || dance_xs_index < 0) return X509_verify_cert(xs);
+	if (!v.ssl || rlm_dance_xs_index < 0) return X509_verify_cert(xs);
 	v.request = SSL_get_ex_data(v.ssl, FR_TLS_EX_INDEX_REQUEST);
 	v.orig_cb = X509_STORE_CTX_get_verify_cb(xs);
 
@@ -676,33 +501,24 @@ static int rlm_dance_cert_verify(X509_STORE_CTX *xs, void *arg)
 	 *	A client that sent dane_clientid asked for DANE: decide
 	 *	up front, PKIX does not get a say.
 	 */
-	c = dance_conn_get(v.ssl);
-	if (c && c->state != DANCE_CONN_NONE && v.inst->use_extension) {
-		if (c->state == DANCE_CONN_REJECTED) {
-			DLOG_REJECT(v.request, "client %s rejected: %s", c->name[0] ? c->name : "?", c->reason);
-			dance_record(&v, c->name, DANCE_SRC_EXTENSION, DANCE_ST_NOT_ALLOWED, -1, c->reason);
-			v.verdict = DANCE_V_FAIL;
-		} else {
-			dance_judge(&v, xs, true);
-		}
-	}
+	if (dance_conn_source(dance_conn_get(v.ssl)) == DANCE_SRC_EXTENSION) rlm_dance_judge(&v, xs);
 
-	X509_STORE_CTX_set_ex_data(xs, dance_xs_index, &v);
-	X509_STORE_CTX_set_verify_cb(xs, dance_verify_step);
+	X509_STORE_CTX_set_ex_data(xs, rlm_dance_xs_index, &v);
+	X509_STORE_CTX_set_verify_cb(xs, rlm_dance_verify_step);
 	ret = X509_verify_cert(xs);
 	X509_STORE_CTX_set_verify_cb(xs, v.orig_cb);
-	X509_STORE_CTX_set_ex_data(xs, dance_xs_index, NULL);
+	X509_STORE_CTX_set_ex_data(xs, rlm_dance_xs_index, NULL);
 
 	switch (v.verdict) {
-	case DANCE_V_UNDECIDED:
-		if (ret > 0) dance_record(&v, NULL, DANCE_SRC_NONE, DANCE_ST_PKIX, -1, NULL);
+	case RLM_DANCE_V_UNDECIDED:
+		if (ret > 0) rlm_dance_record(&v, NULL, DANCE_SRC_NONE, RLM_DANCE_ST_PKIX, -1, NULL);
 		break;
 
-	case DANCE_V_PASS:
+	case RLM_DANCE_V_PASS:
 		if (ret > 0) X509_STORE_CTX_set_error(xs, X509_V_OK);
 		break;
 
-	case DANCE_V_FAIL:
+	case RLM_DANCE_V_FAIL:
 		if (X509_STORE_CTX_get_error(xs) == X509_V_OK) {
 			X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
 		}
@@ -724,7 +540,7 @@ static int rlm_dance_cert_verify(X509_STORE_CTX *xs, void *arg)
  *	eap module / the listener get the very same fr_tls_server_conf_t
  *	(and SSL_CTX) whether they parse it before or after us.
  */
-static int dance_attach_section(rlm_dance_t *inst, CONF_SECTION *tls_cs, char const *what)
+static int rlm_dance_attach_section(rlm_dance_t *inst, CONF_SECTION *tls_cs, char const *what)
 {
 	fr_tls_server_conf_t	*conf;
 	struct dance_error	err;
@@ -753,7 +569,7 @@ static int dance_attach_section(rlm_dance_t *inst, CONF_SECTION *tls_cs, char co
 	return 0;
 }
 
-static int dance_attach_eap(rlm_dance_t *inst, CONF_SECTION *conf)
+static int rlm_dance_attach_eap(rlm_dance_t *inst, CONF_SECTION *conf)
 {
 	CONF_SECTION	*modules, *eap_cs, *tls_cs;
 	CONF_PAIR	*cp;
@@ -780,12 +596,12 @@ static int dance_attach_eap(rlm_dance_t *inst, CONF_SECTION *conf)
 			return -1;
 		}
 		snprintf(what, sizeof(what), "%s tls-config %s", inst->eap_module, name);
-		if (dance_attach_section(inst, tls_cs, what) < 0) return -1;
+		if (rlm_dance_attach_section(inst, tls_cs, what) < 0) return -1;
 	}
 	return 0;
 }
 
-static int dance_attach_listeners(rlm_dance_t *inst, CONF_SECTION *parent, char const *where)
+static int rlm_dance_attach_listeners(rlm_dance_t *inst, CONF_SECTION *parent, char const *where)
 {
 	CONF_SECTION	*listen, *tls_cs;
 	char		what[256];
@@ -796,21 +612,21 @@ static int dance_attach_listeners(rlm_dance_t *inst, CONF_SECTION *parent, char 
 		tls_cs = cf_section_sub_find(listen, "tls");
 		if (!tls_cs) continue;
 		snprintf(what, sizeof(what), "RADIUS/TLS listener%s%s", where ? " of server " : "", where ? where : "");
-		if (dance_attach_section(inst, tls_cs, what) < 0) return -1;
+		if (rlm_dance_attach_section(inst, tls_cs, what) < 0) return -1;
 	}
 	return 0;
 }
 
-static int dance_attach_radsec(rlm_dance_t *inst, CONF_SECTION *conf)
+static int rlm_dance_attach_radsec(rlm_dance_t *inst, CONF_SECTION *conf)
 {
 	CONF_SECTION	*root = cf_top_section(conf);
 	CONF_SECTION	*server;
 
-	if (dance_attach_listeners(inst, root, NULL) < 0) return -1;
+	if (rlm_dance_attach_listeners(inst, root, NULL) < 0) return -1;
 	for (server = cf_subsection_find_next(root, NULL, "server");
 	     server;
 	     server = cf_subsection_find_next(root, server, "server")) {
-		if (dance_attach_listeners(inst, server, cf_section_name2(server)) < 0) return -1;
+		if (rlm_dance_attach_listeners(inst, server, cf_section_name2(server)) < 0) return -1;
 	}
 	return 0;
 }
@@ -829,19 +645,19 @@ static int mod_bootstrap(CONF_SECTION *conf, void *instance)
 	if (!inst->xlat_name) inst->xlat_name = cf_section_name1(conf);
 
 	memset(&flags, 0, sizeof(flags));
-	for (i = 0; dance_attrs[i].name; i++) {
-		if (dict_attrbyname(dance_attrs[i].name)) continue;
-		if (dict_addattr(dance_attrs[i].name, dance_attrs[i].attr, 0, dance_attrs[i].type, flags) < 0) {
+	for (i = 0; rlm_dance_attrs[i].name; i++) {
+		if (dict_attrbyname(rlm_dance_attrs[i].name)) continue;
+		if (dict_addattr(rlm_dance_attrs[i].name, rlm_dance_attrs[i].attr, 0, rlm_dance_attrs[i].type, flags) < 0) {
 			cf_log_err_cs(conf, "rlm_dance: failed creating attribute %s: %s",
-				      dance_attrs[i].name, fr_strerror());
+				      rlm_dance_attrs[i].name, fr_strerror());
 			return -1;
 		}
-		if (!dance_attrs[i].values) continue;
-		for (j = 0; dance_attrs[i].values[j].name; j++) {
-			if (dict_addvalue(dance_attrs[i].values[j].name, dance_attrs[i].name,
-					  dance_attrs[i].values[j].number) < 0) {
+		if (!rlm_dance_attrs[i].values) continue;
+		for (j = 0; rlm_dance_attrs[i].values[j].name; j++) {
+			if (dict_addvalue(rlm_dance_attrs[i].values[j].name, rlm_dance_attrs[i].name,
+					  rlm_dance_attrs[i].values[j].number) < 0) {
 				cf_log_err_cs(conf, "rlm_dance: failed creating value %s: %s",
-					      dance_attrs[i].values[j].name, fr_strerror());
+					      rlm_dance_attrs[i].values[j].name, fr_strerror());
 				return -1;
 			}
 		}
@@ -849,39 +665,19 @@ static int mod_bootstrap(CONF_SECTION *conf, void *instance)
 	return 0;
 }
 
-static int dance_parse_sources(rlm_dance_t *inst, CONF_SECTION *conf)
+static int rlm_dance_parse_sources(rlm_dance_t *inst, CONF_SECTION *conf)
 {
-	char	buf[256], *p, *tok, *save = NULL;
-	int	src, i;
+	struct dance_error	err;
 
-	strlcpy(buf, inst->name_source, sizeof(buf));
-	for (p = buf; *p; p++) {
-		if (*p == ',') *p = ' ';
-	}
-	inst->num_sources = 0;
-	for (tok = strtok_r(buf, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-		src = fr_str2int(dance_src_names, tok, DANCE_SRC_NONE);
-		if (src == DANCE_SRC_NONE) {
-			cf_log_err_cs(conf, "rlm_dance: unknown name_source \"%s\" (use extension, san, identity)", tok);
-			return -1;
-		}
-		for (i = 0; i < inst->num_sources; i++) {
-			if (inst->sources[i] == (dance_src_t)src) {
-				cf_log_err_cs(conf, "rlm_dance: name_source \"%s\" given twice", tok);
-				return -1;
-			}
-		}
-		inst->sources[inst->num_sources++] = src;
-		if (src == DANCE_SRC_EXTENSION) inst->use_extension = true;
-	}
-	if (inst->num_sources == 0) {
-		cf_log_err_cs(conf, "rlm_dance: name_source is empty");
+	memset(&err, 0, sizeof(err));
+	if (dance_name_sources_parse(inst->name_source, &inst->server_cfg.sources, &err) != DANCE_OK) {
+		cf_log_err_cs(conf, "rlm_dance: name_source: %s", err.reason);
 		return -1;
 	}
 	return 0;
 }
 
-static int dance_build_policy(rlm_dance_t *inst, CONF_SECTION *conf)
+static int rlm_dance_build_policy(rlm_dance_t *inst, CONF_SECTION *conf)
 {
 	CONF_PAIR		*cp;
 	struct dance_error	err;
@@ -899,7 +695,7 @@ static int dance_build_policy(rlm_dance_t *inst, CONF_SECTION *conf)
 }
 
 /* NULL-terminated array of every value of a (multi) item, or NULL. */
-static char const **dance_multi(TALLOC_CTX *ctx, CONF_SECTION *conf, char const *item)
+static char const **rlm_dance_multi(TALLOC_CTX *ctx, CONF_SECTION *conf, char const *item)
 {
 	CONF_PAIR	*cp;
 	char const	**out;
@@ -916,15 +712,15 @@ static char const **dance_multi(TALLOC_CTX *ctx, CONF_SECTION *conf, char const 
 	return out;
 }
 
-static int dance_build_resolver(rlm_dance_t *inst, CONF_SECTION *conf)
+static int rlm_dance_build_resolver(rlm_dance_t *inst, CONF_SECTION *conf)
 {
 	struct dance_resolver_cfg	cfg;
 	struct dance_error		err;
 
 	dance_resolver_cfg_init(&cfg);
 	cfg.mode = DANCE_RESOLVER_THREADED;
-	cfg.trust_anchor_files = dance_multi(inst, conf, "trust_anchor_file");
-	cfg.forwarders = dance_multi(inst, conf, "forwarder");
+	cfg.trust_anchor_files = rlm_dance_multi(inst, conf, "trust_anchor_file");
+	cfg.forwarders = rlm_dance_multi(inst, conf, "forwarder");
 	cfg.trust_ad = inst->trust_ad;
 	cfg.forward_tls = inst->forward_tls;
 	cfg.tls_ca_file = inst->tls_ca_file;
@@ -957,8 +753,8 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 	rlm_dance_t		*inst = instance;
 	struct dance_error	err;
 
-	pthread_once(&dance_index_once, dance_index_init);
-	if (dance_xs_index < 0) {
+	pthread_once(&rlm_dance_index_once, rlm_dance_index_init);
+	if (rlm_dance_xs_index < 0) {
 		cf_log_err_cs(conf, "rlm_dance: no OpenSSL ex_data index");
 		return -1;
 	}
@@ -970,8 +766,9 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 	FR_INTEGER_BOUND_CHECK("max_waiting_per_domain", inst->max_waiting_per_domain, >=, 1);
 	FR_INTEGER_BOUND_CHECK("max_waiting_per_domain", inst->max_waiting_per_domain, <=, inst->max_waiting);
 	FR_INTEGER_BOUND_CHECK("max_pending", inst->max_pending, >=, 1);
-	if ((inst->ext_type < 0xFF00) || (inst->ext_type > 0xFFFF) || (inst->ext_type == 0xFF01)) {
-		cf_log_err_cs(conf, "rlm_dance: ext_type must be in 65280..65535 (0xFF00-0xFFFF), not 65281");
+	memset(&err, 0, sizeof(err));
+	if (dance_ext_type_check(inst->ext_type, &err) != DANCE_OK) {
+		cf_log_err_cs(conf, "rlm_dance: ext_type %u: %s", inst->ext_type, err.reason);
 		return -1;
 	}
 	if (inst->min_ttl > inst->max_ttl) {
@@ -979,14 +776,10 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 		return -1;
 	}
 
-	if (dance_parse_sources(inst, conf) < 0) return -1;
-	if (dance_build_policy(inst, conf) < 0) return -1;
+	if (rlm_dance_parse_sources(inst, conf) < 0) return -1;
+	if (rlm_dance_build_policy(inst, conf) < 0) return -1;
 
-	inst->slots = talloc_zero_array(inst, dance_wait_slot_t, inst->max_waiting);
-	if (!inst->slots) return -1;
-	pthread_mutex_init(&inst->wait_mutex, NULL);
-
-	if (dance_build_resolver(inst, conf) < 0) return -1;
+	if (rlm_dance_build_resolver(inst, conf) < 0) return -1;
 
 	memset(&err, 0, sizeof(err));
 	inst->matcher = dance_matcher_new(inst->pkix_ca_file, &err);
@@ -996,35 +789,24 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 	}
 
 	/*
-	 *	The verdict is made in our cert_verify_callback with a
-	 *	bounded blocking lookup, so libdance's handshake glue only
-	 *	registers the extension and records the name (arming
-	 *	OpenSSL's DANE on a cache hit): no lookup from the extension
-	 *	callback, no verify callback of its own.
+	 *	The verdict is made in our cert_verify_callback
+	 *	(dance_conn_decide, with a bounded blocking lookup), so
+	 *	libdance's handshake glue only registers the extension and
+	 *	records the name (arming OpenSSL's DANE on a cache hit): no
+	 *	lookup from the extension callback, no verify callback of its
+	 *	own, and no refusal inside OpenSSL (defer_refuse), where there
+	 *	is no FreeRADIUS request to log name and reason on.  The
+	 *	allow-list still applies before any DNS query.
 	 */
-	/*
-	 *	libdance's extension callback gets an allow-everything policy:
-	 *	a name that is not allowed would otherwise abort the handshake
-	 *	inside OpenSSL, with no FreeRADIUS request to log name and
-	 *	reason on.  The real allow-list is applied in our verify
-	 *	callback, still before any DNS query (the callback only peeks
-	 *	at the cache).
-	 */
-	inst->ext_policy = dance_policy_new();
-	memset(&err, 0, sizeof(err));
-	if (!inst->ext_policy || (dance_policy_add(inst->ext_policy, "~.", &err) != DANCE_OK)) {
-		cf_log_err_cs(conf, "rlm_dance: %s", err.reason[0] ? err.reason : "out of memory");
-		return -1;
-	}
-
 	inst->server_cfg.ext_type = inst->ext_type;
-	inst->server_cfg.policy = inst->ext_policy;
+	inst->server_cfg.policy = inst->policy;
 	inst->server_cfg.resolver = inst->resolver;
 	inst->server_cfg.matcher = inst->matcher;
-	/* Never abort in the extension callback (e.g. on a cached
-	 * NXDOMAIN): the verify callback decides, and logs. */
 	inst->server_cfg.required = 0;
 	inst->server_cfg.lookup_in_handshake = 0;
+	inst->server_cfg.defer_refuse = 1;
+	inst->server_cfg.max_waiting = inst->max_waiting;
+	inst->server_cfg.max_waiting_per_entry = inst->max_waiting_per_domain;
 	memset(&err, 0, sizeof(err));
 	inst->server = dance_tls_server_new(&inst->server_cfg, &err);
 	if (!inst->server) {
@@ -1032,8 +814,8 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 		return -1;
 	}
 
-	if (dance_attach_eap(inst, conf) < 0) return -1;
-	if (inst->radsec && (dance_attach_radsec(inst, conf) < 0)) return -1;
+	if (rlm_dance_attach_eap(inst, conf) < 0) return -1;
+	if (inst->radsec && (rlm_dance_attach_radsec(inst, conf) < 0)) return -1;
 	if (inst->attached == 0) {
 		WARN("rlm_dance (%s): not attached to any TLS configuration", inst->xlat_name);
 	}
@@ -1054,8 +836,6 @@ static int mod_detach(void *instance)
 	if (inst->matcher) dance_matcher_free(inst->matcher);
 	if (inst->resolver) dance_resolver_free(inst->resolver);
 	if (inst->policy) dance_policy_free(inst->policy);
-	if (inst->ext_policy) dance_policy_free(inst->ext_policy);
-	if (inst->slots) pthread_mutex_destroy(&inst->wait_mutex);
 	return 0;
 }
 
@@ -1075,12 +855,12 @@ static rlm_rcode_t CC_HINT(nonnull) mod_post_auth(void *instance, REQUEST *reque
 	name = fr_pair_find_by_num(request->packet->vps, 3440, 0, TAG_ANY);
 
 	RDEBUG2("%s: client %s status %s", inst->xlat_name, name ? name->vp_strvalue : "-",
-		fr_int2str(dance_status_names, status->vp_integer, "?"));
+		fr_int2str(rlm_dance_status_names, status->vp_integer, "?"));
 	switch (status->vp_integer) {
-	case DANCE_ST_AUTHENTICATED:
+	case RLM_DANCE_ST_AUTHENTICATED:
 		return RLM_MODULE_OK;
-	case DANCE_ST_PKIX:
-	case DANCE_ST_NO_NAME:
+	case RLM_DANCE_ST_PKIX:
+	case RLM_DANCE_ST_NO_NAME:
 		return RLM_MODULE_NOOP;
 	default:
 		return RLM_MODULE_REJECT;
@@ -1111,13 +891,13 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(UNUSED void *instance, REQUEST
 	sock = listener->data;
 	if (!sock || !sock->certs) return RLM_MODULE_NOOP;
 
-	for (i = 0; dance_attrs[i].name; i++) {
-		vp = fr_pair_list_copy_by_num(request->packet, sock->certs, dance_attrs[i].attr, 0, TAG_ANY);
+	for (i = 0; rlm_dance_attrs[i].name; i++) {
+		vp = fr_pair_list_copy_by_num(request->packet, sock->certs, rlm_dance_attrs[i].attr, 0, TAG_ANY);
 		if (vp) fr_pair_add(&request->packet->vps, vp);
 	}
 	vp = fr_pair_find_by_num(request->packet->vps, 3441, 0, TAG_ANY);
 	if (!vp) return RLM_MODULE_NOOP;
-	RDEBUG2("RADIUS/TLS connection: DANCE-Status = %s", fr_int2str(dance_status_names, vp->vp_integer, "?"));
+	RDEBUG2("RADIUS/TLS connection: DANCE-Status = %s", fr_int2str(rlm_dance_status_names, vp->vp_integer, "?"));
 	return RLM_MODULE_UPDATED;
 }
 

@@ -8,7 +8,8 @@
 # $BUILD/nginx/ngx_http_dance_module.so, loadable with load_module into
 # /usr/sbin/nginx (same --with-compat signature).  The configured nginx
 # tree is kept in $BUILD/nginx/src and only re-configured when the
-# module's "config" file or the nginx-dev tree changed.
+# module's "config" file (ngx_dance_module/config) or the nginx-dev tree
+# changed.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +31,7 @@ command -v bash >/dev/null || die "bash is needed to read conf_flags"
 mkdir -p "$out"
 
 stamp="$work/.dance-stamp"
-want=$(cat "$top/config" "$NGINX_SRC/conf_flags" | cksum)
+want=$(cat "$top/ngx_dance_module/config" "$NGINX_SRC/conf_flags" | cksum)
 if [ ! -f "$work/objs/Makefile" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]
 then
 	rm -rf "$work"
@@ -39,7 +40,7 @@ then
 		cd "$work"
 		DANCE_BUILD=$BUILD bash -c '. ./conf_flags &&
 			./configure "${NGX_CONF_FLAGS[@]}" \
-				--add-dynamic-module="$0"' "$top"
+				--add-dynamic-module="$0"' "$top/ngx_dance_module"
 	) >"$out/configure.log" 2>&1 ||
 		{ tail -n 20 "$out/configure.log" >&2; die "configure failed"; }
 	echo "$want" >"$stamp"

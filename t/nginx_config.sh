@@ -40,7 +40,10 @@ conf_test "bad dance_cache" \
 	'invalid DANCE cache "memory:1m"'
 conf_test "extension type handled by OpenSSL" \
 	"dance_extension_type 0xff01; server { $SRV dance_allow .x.test; }" \
-	'extension type "0xff01" is handled by OpenSSL'
+	'invalid extension type "0xff01": .*handled inside OpenSSL'
+conf_test "dance_worker_cache beyond what the core can count" \
+	"dance_worker_cache 4294967296; server { $SRV dance_allow .x.test; }" \
+	'invalid number of entries "4294967296"'
 conf_test "missing trust anchor file" \
 	"dance_trust_anchor /nonexistent/ta; server { $SRV dance_allow .x.test; }" \
 	'/nonexistent/ta'
@@ -106,17 +109,27 @@ else
 	ok 1 "nginx with dance_extension_type starts"
 fi
 
-# -- a worker that cannot read the resolver's files fails closed ----------
+# -- the workers' user must be able to read the resolver's files ----------
+#
+# Checked at configuration time, as the workers' user: "nginx -t", the
+# start and a reload fail with the reason.  A worker that still cannot
+# create its resolver (respawned after the file changed) answers 503,
+# with the reason in the log, and keeps serving other servers.
 
 if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
-	cp "$WORLD_UNBOUND_CONF" "$T/ub.conf"
-	chmod 600 "$T/ub.conf"
+	chmod 711 "$T"
+	mkdir -p "$T/pub"
+	chmod 755 "$T/pub"
+	cp "$WORLD_UNBOUND_CONF" "$T/pub/ub.conf"
+	cp "$WORLD_TA" "$T/pub/ta"
+	chmod 644 "$T/pub/ub.conf" "$T/pub/ta"
 	PLAIN=$(free_port)
 	{
 		ngx_conf_head 1 info | sed 's/^user root;$/user nobody nogroup;/'
 		cat <<EOF
 http {
-$(ngx_http_head | sed "s|dance_unbound_conf .*|dance_unbound_conf $T/ub.conf;|")
+$(ngx_http_head | sed -e "s|dance_unbound_conf .*|dance_unbound_conf $T/pub/ub.conf;|" \
+	-e "s|dance_trust_anchor .*|dance_trust_anchor $T/pub/ta;|")
     server {
         listen 127.0.0.1:$P ssl;
         dance on;
@@ -130,15 +143,48 @@ $(ngx_http_head | sed "s|dance_unbound_conf .*|dance_unbound_conf $T/ub.conf;|")
 }
 EOF
 	} >"$T/nginx.conf"
-	NGX_EMERG_OK=1 ngx_start "$PLAIN"
+	ngx_start "$PLAIN"
+	dc "$T/o" ee311.clients.test ee311 "$P" --http /
+	is "$(id_of "$T/o")" "ee311.clients.test" "workers as nobody: a client authenticates"
+
+	chmod 600 "$T/pub/ub.conf"
+	"$NGINX" -t -p "$T" -c "$T/nginx.conf" >"$T/t.out" 2>&1
+	[ $? -ne 0 ] && grep -Eq 'invalid DANCE resolver configuration for the workers \(user "nobody"\): .*ub.conf' "$T/t.out"
+	ok $? "nginx -t: a file the workers cannot read is refused, with the reason" "$(cat "$T/t.out")"
+
+	w=$(ngx_workers)
+	kill -HUP "$T_MASTER"
+	i=0
+	until grep -q 'invalid DANCE resolver configuration for the workers' "$T/error.log" ||
+		[ $i -ge 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	like "$T/error.log" 'emerg.*invalid DANCE resolver configuration for the workers \(user "nobody"\): .*ub.conf' \
+		"reload: refused, with the reason"
+	is "$(ngx_workers)" "$w" "reload refused: the workers keep running"
+
+	# a worker respawned after the change cannot create its resolver
+	kill -KILL $w
+	i=0
+	while [ "$(ngx_workers)" = "$w" ] || [ -z "$(ngx_workers)" ]; do
+		[ $i -ge 100 ] && break
+		sleep 0.05
+		i=$((i + 1))
+	done
+	sleep 0.3
 	like "$T/error.log" 'emerg.*dance: cannot create the resolver: .*ub.conf.*no client will be authenticated' \
-		"worker without resolver: the reason is logged at startup"
+		"respawned worker without resolver: the reason is logged"
+	curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$P/" >"$T/o" 2>&1
+	is "$(cat "$T/o")" 503 "respawned worker without resolver: 503, not a certificate error"
+	like "$T/error.log" 'dance: no client can be authenticated by this worker: .*ub.conf' \
+		"respawned worker without resolver: the 503 is explained in the log"
 	dc "$T/o" ee311.clients.test ee311 "$P" --http /
 	[ "$(rc_of "$T/o")" -ne 0 ] && ! grep -q "id=\[ee311" "$T/o"
-	ok $? "worker without resolver: DANCE clients refused (fail closed)" "$(cat "$T/o")"
+	ok $? "respawned worker without resolver: nobody is authenticated (fail closed)" "$(cat "$T/o")"
 	curl -sk "https://127.0.0.1:$PLAIN/" >"$T/o" 2>&1
 	grep -q plain "$T/o"
-	ok $? "worker without resolver: other servers still served" "$(cat "$T/o")"
+	ok $? "respawned worker without resolver: other servers still served" "$(cat "$T/o")"
 	unlike "$T/error.log" 'exited with fatal code' "the worker stayed up"
 	ngx_stop
 fi

@@ -251,6 +251,16 @@ check $? "server: no trust anchor is a config error (exit 2)"
 start_server req --allow .clients.test --ca-file "$C/pkixca.crt"
 REQ_STATS=$SSTATS
 
+# draft -13 wire format, read by a parser we did not write (OpenSSL's
+# trace): the CertificateRequest carries dane_clientid (0xFF44 = 65348)
+# as a zero-length ClientName, the one octet 00.
+timeout 10 openssl s_client -connect "127.0.0.1:$SPORT" -tls1_3 -trace \
+	</dev/null >"$TMP/trace" 2>&1
+sed -n '/CertificateRequest/,/^[A-Z]/p' "$TMP/trace" >"$TMP/cr"
+grep -A1 'extension_type=UNKNOWN(65348), length=1$' "$TMP/cr" |
+	grep -q '0000 - 00 '
+check $? "CertificateRequest: dane_clientid is one octet 00 (openssl s_client -trace)"
+
 # case CERT NAME USAGE [CHAIN]
 for c in "ee311 ee311.clients.test 3" "ee312 ee312.clients.test 3" \
 	"full full.clients.test 3" "ee301 ee301.clients.test 3" \

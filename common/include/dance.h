@@ -6,12 +6,18 @@
  *
  * The pipeline a server runs for each TLS client is:
  *
- *   ClientName (dane_clientid extension, or a legacy name source)
+ *   name source (dane_clientid extension, SAN dNSName, host identity)
  *     -> dance_name_check()          syntax: presentation format, A-labels
- *     -> dance_policy_check()        allow-list, BEFORE any DNS query
+ *     -> dance_policy_match()        allow-list, BEFORE any DNS query
+ *     -> per-entry waiting budget    (dance_tls_server_cfg max_waiting*)
  *     -> dance_resolver_lookup()     DNSSEC-validated TLSA, cached, coalesced
  *     -> dance_match() / in-handshake OpenSSL DANE
  *     -> authenticated identity (the DNS name) and the TLSA usage matched
+ *
+ * A TLS host runs all of it through one call, dance_conn_decide() (see
+ * "Decision" below), and only does its own I/O with the outcome: one
+ * status (SUCCESS, PENDING, NONE, FAILED) with one stable reason word,
+ * printed the same way by every host (dance_status_text()).
  *
  * Conventions:
  *   - Functions that can fail return DANCE_OK (0) or a dance_code, and fill
@@ -28,6 +34,10 @@
  * A dance_resolver in DANCE_RESOLVER_EVENT mode must be driven from one
  * thread; in DANCE_RESOLVER_THREADED mode, all functions
  * are thread-safe and dance_resolve_wait() may be called from any thread.
+ * With a threaded resolver, one dance_tls_server serves connections on
+ * many threads: dance_conn_decide() for different SSLs may run at the
+ * same time (the waiting budget has its own lock); one SSL is used by
+ * one thread at a time, as OpenSSL requires.
  */
 #ifndef DANCE_H
 #define DANCE_H
@@ -85,6 +95,17 @@ const char *dance_code_str(enum dance_code code);
  * buf, for hosts' messages. */
 const char *dance_ssl_err_text(char *buf, size_t len);
 
+/*
+ * Client bytes (an EAP identity, a rejected ClientName ...) for a log
+ * line or an attribute: printable ASCII stays, backslash and double
+ * quote get a backslash, every other octet becomes \xHH.  Writes at
+ * most outlen - 1 characters and a NUL, ending in "..." when in did not
+ * fit (never in the middle of an escape).  Returns out.  Names that
+ * passed dance_name_check() need no escaping.
+ */
+const char *dance_escape(const void *in, size_t len, char *out,
+	size_t outlen);
+
 /* ------------------------------------------------------------------ */
 /* Names                                                               */
 /* ------------------------------------------------------------------ */
@@ -126,8 +147,11 @@ int dance_name_equal(const char *a, const char *b);
  *   "*.example.com"      every name below example.com, at any depth,
  *                        but NOT example.com itself;
  *   "~regex"             PCRE2 regular expression, matched against the
- *                        lower-cased name; anchored by the author
- *                        (e.g. "~^dev[0-9]+\.example\.com$").
+ *                        whole lower-cased name: written anchored at
+ *                        both ends and in lower case, e.g.
+ *                        "~^dev[0-9]+\.example\.com$" (others are
+ *                        DANCE_ERR_CONFIG: "~dev" would allow
+ *                        dev.attacker.example; "~^Dev$" never matches).
  * Exact and subtree lookups are hash lookups, one per label of the
  * client name: cost does not depend on the size of the list.  Regular
  * expressions are tried in order after that.
@@ -135,6 +159,9 @@ int dance_name_equal(const char *a, const char *b);
  * wildcard form ("a.*.b", ".*.b", "*" are rejected).  A regex is
  * compiled once by dance_policy_add(); a bad one is DANCE_ERR_CONFIG
  * with PCRE2's message and offset.  Adding an entry twice is harmless.
+ * Matching a regex is bounded (match limit 20000, depth limit 1000: a
+ * client chooses its name before any authentication); a pattern that
+ * hits the limit does not allow the name, and the reason says so.
  */
 struct dance_policy;
 
@@ -196,12 +223,14 @@ int dance_ext_parse(const unsigned char *in, size_t inlen, char *name,
 	struct dance_error *err);
 
 /*
- * Can type carry dane_clientid?  DANCE_OK for a 16-bit type that
- * OpenSSL does not handle itself (SSL_CTX_add_custom_ext would refuse
- * it); DANCE_ERR_CONFIG for > 0xFFFF, 0xFF01 (renegotiation_info) and
- * the other built-in types.  0 (server_name) is refused too: map "0 is
- * the default" before calling.  For hosts that check their
- * configuration early; the TLS glue checks again.
+ * Can type carry dane_clientid?  The one code-point rule of the suite:
+ * every host checks its configured value with this (and words its
+ * message around err's reason), so a type that works in one host works
+ * in all.  DANCE_OK for a 16-bit type that OpenSSL does not handle
+ * itself (SSL_CTX_add_custom_ext would refuse it), e.g. 0x1234 or
+ * 0xFF44; DANCE_ERR_CONFIG for > 0xFFFF, 0xFF01 (renegotiation_info)
+ * and the other built-in types.  0 (server_name) is refused too: map
+ * "0 is the default" before calling.  The TLS glue checks again.
  */
 int dance_ext_type_check(unsigned type, struct dance_error *err);
 
@@ -247,7 +276,9 @@ enum dance_dns_status {
 const char *dance_dns_status_str(enum dance_dns_status s);
 
 /*
- * An immutable, reference-counted lookup answer.  Only status
+ * An immutable, reference-counted lookup answer (hosts: use the
+ * accessors below; the definition moves private once every host is
+ * ported).  Only status
  * DANCE_DNS_SECURE with n > 0 can authenticate.  A validated TLSA RRset
  * in which no record parses is reported as DANCE_DNS_NODATA ("no usable
  * TLSA records"); a SECURE answer whose set had some malformed records
@@ -270,6 +301,19 @@ struct dance_answer {
 
 void dance_answer_ref(struct dance_answer *a);
 void dance_answer_unref(struct dance_answer *a);
+
+/* Accessors; a must not be NULL. */
+enum dance_dns_status dance_answer_status(const struct dance_answer *a);
+const char *dance_answer_name(const struct dance_answer *a);
+/* Reason for a non-secure outcome, "" when none. */
+const char *dance_answer_why(const struct dance_answer *a);
+uint32_t dance_answer_ttl(const struct dance_answer *a);
+size_t dance_answer_count(const struct dance_answer *a);
+/* Record i (< count), NULL when out of range. */
+const struct dance_tlsa *dance_answer_record(const struct dance_answer *a,
+	size_t i);
+/* 1: served from the resolver cache, 0: fresh from a query. */
+int dance_answer_from_cache(const struct dance_answer *a);
 
 /*
  * A new answer with one reference; rr (n records) and their data are
@@ -442,6 +486,10 @@ struct dance_match_result {
 	int usage;		/* usage of the TLSA record that matched, -1 */
 	int depth;		/* chain depth of the match, -1 */
 	char reason[256];	/* why not, when !ok */
+	/* TLSA records OpenSSL could not use, with their reasons, e.g.
+	 * "3 1 9: dane tlsa bad matching type"; "" when none.  RFC 7671
+	 * skips them; hosts log them. */
+	char skipped[256];
 };
 
 /*
@@ -472,9 +520,97 @@ int dance_ssl_arm(SSL *ssl, const struct dance_answer *a,
 	struct dance_error *err);
 
 /* First SAN dNSName of cert allowed by policy (legacy clients), or the
- * first SAN dNSName if policy is NULL.  DANCE_OK and out filled. */
+ * first SAN dNSName if policy is NULL.  DANCE_OK and out filled.  Only
+ * the first DANCE_SAN_MAX dNSNames are examined: the client chooses
+ * them, before any authentication, and each costs an allow-list check
+ * (a certificate may carry thousands). */
+#define DANCE_SAN_MAX 32
 int dance_cert_san_name(X509 *cert, const struct dance_policy *policy,
 	char *out, struct dance_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Decision outcome: status, reason, name source                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The outcome of the DANCE decision for one client, the same in every
+ * host.  Hosts print it with dance_status_text() ($dance_status in
+ * nginx, DANCE-Status in dance-server; FreeRADIUS maps it onto its
+ * DANCE-Status values).
+ */
+enum dance_status {
+	DANCE_STATUS_NONE = 0,	/* not a DANCE client: no usable name from
+				 * any configured source (reason says why) */
+	DANCE_STATUS_PENDING,	/* lookup in flight (event mode): decide
+				 * again after the on_answer hook */
+	DANCE_STATUS_SUCCESS,	/* authenticated: name and usage are set */
+	DANCE_STATUS_FAILED	/* a DANCE client, not authenticated */
+};
+
+/*
+ * Why: one stable word per reason (dance_reason_str()), for logs,
+ * variables and tests.  The free-text detail is dance_conn_reason().
+ */
+enum dance_reason {
+	DANCE_REASON_OK = 0,		/* "ok": SUCCESS, PENDING */
+	DANCE_REASON_NO_EXT,		/* "no-ext": no dane_clientid */
+	DANCE_REASON_NO_CERT,		/* "no-cert": no client certificate */
+	DANCE_REASON_NO_NAME,		/* "no-name": no source gave a name */
+	DANCE_REASON_BAD_NAME,		/* "bad-name": name syntax */
+	DANCE_REASON_PROTOCOL,		/* "protocol": e.g. empty ClientName */
+	DANCE_REASON_NOT_ALLOWED,	/* "not-allowed": allow-list */
+	DANCE_REASON_NXDOMAIN,		/* "nxdomain" */
+	DANCE_REASON_NODATA,		/* "nodata": also no usable TLSA */
+	DANCE_REASON_INSECURE,		/* "insecure": not DNSSEC-signed */
+	DANCE_REASON_BOGUS,		/* "bogus": validation failed */
+	DANCE_REASON_SERVFAIL,		/* "servfail" */
+	DANCE_REASON_TIMEOUT,		/* "timeout" */
+	DANCE_REASON_OVERLOAD,		/* "overload": a waiting cap */
+	DANCE_REASON_DNS_ERROR,		/* "dns-error": local resolver failure */
+	DANCE_REASON_NOMATCH,		/* "nomatch": TLSA did not match */
+	DANCE_REASON_INTERNAL		/* "internal": memory, OpenSSL, misuse */
+};
+#define DANCE_REASON_MAX DANCE_REASON_INTERNAL
+
+/* The reason word, e.g. "nxdomain" ("unknown" outside the enum). */
+const char *dance_reason_str(enum dance_reason r);
+
+/*
+ * The one text of a status: "SUCCESS", "PENDING", "NONE" or
+ * "FAILED:<reason word>" (e.g. "FAILED:nxdomain").  Static storage.
+ * NONE carries no reason in its text (its reason is for logs).
+ */
+const char *dance_status_text(enum dance_status st, enum dance_reason r);
+
+/* Where a client's name came from. */
+enum dance_name_source {
+	DANCE_SRC_NONE = 0,
+	DANCE_SRC_EXTENSION,	/* dane_clientid (TLS 1.3) */
+	DANCE_SRC_SAN,		/* first SAN dNSName the allow-list admits */
+	DANCE_SRC_IDENTITY	/* host identity: EAP identity, User-Name */
+};
+#define DANCE_SRC_MAX 3
+
+/* "extension", "san", "identity" ("none" for DANCE_SRC_NONE). */
+const char *dance_name_source_str(enum dance_name_source src);
+
+/* An ordered list of name sources. */
+struct dance_name_sources {
+	unsigned n;
+	enum dance_name_source src[DANCE_SRC_MAX];
+};
+
+/*
+ * Parse a host's configuration string: "extension" (or "ext"), "san",
+ * "identity", case-insensitive, separated by commas and/or blanks, each
+ * at most once, at least one
+ * (e.g. "extension,san,identity" or "extension san").  The order is the
+ * order the legacy sources (san, identity) are tried; a client that
+ * sent dane_clientid always uses it when "extension" is listed (it
+ * asked for DANCE).  DANCE_ERR_CONFIG with the offending word.
+ */
+int dance_name_sources_parse(const char *spec, struct dance_name_sources *out,
+	struct dance_error *err);
 
 /* ------------------------------------------------------------------ */
 /* TLS server and client glue                                          */
@@ -482,15 +618,19 @@ int dance_cert_san_name(X509 *cert, const struct dance_policy *policy,
 
 /* Per-connection DANCE state, kept in the SSL's ex_data. */
 enum dance_conn_state {
-	DANCE_CONN_NONE = 0,	/* no dane_clientid from the client */
-	DANCE_CONN_REJECTED,	/* name bad / not allowed (handshake fails) */
+	DANCE_CONN_NONE = 0,	/* no name (yet): no dane_clientid */
+	DANCE_CONN_REJECTED,	/* name bad / not allowed */
 	DANCE_CONN_ARMED,	/* cache hit: OpenSSL verified in handshake */
-	DANCE_CONN_PENDING,	/* cache miss: lookup in flight */
-	DANCE_CONN_ANSWERED,	/* lookup done, dance_conn_verdict() decides */
+	DANCE_CONN_PENDING,	/* name accepted, lookup not done */
+	DANCE_CONN_ANSWERED,	/* lookup done, the match decides */
 	DANCE_CONN_SUCCESS,	/* authenticated */
 	DANCE_CONN_FAILED	/* not authenticated, reason set */
 };
 
+/*
+ * Hosts: use the accessors below (dance_conn_state() ...); this
+ * definition moves private once every host is ported.  Read-only.
+ */
 struct dance_conn {
 	enum dance_conn_state state;
 	char name[DANCE_NAME_MAX + 1];
@@ -505,7 +645,7 @@ struct dance_conn {
 /* Host hook: lookup for this connection finished (state ANSWERED).
  * Called only when the answer arrives after the call that started the
  * lookup returned (from dance_resolver_process()); an answer available
- * at once is visible as state ANSWERED when that call returns. */
+ * at once is visible when that call returns. */
 typedef void (*dance_conn_cb)(SSL *ssl, struct dance_conn *c, void *arg);
 
 struct dance_tls_server_cfg {
@@ -514,57 +654,87 @@ struct dance_tls_server_cfg {
 	struct dance_resolver *resolver;	/* event or threaded */
 	struct dance_matcher *matcher;		/* post-handshake matching;
 						 * NULL: internal, no CA store */
+	/*
+	 * Where client names come from (dance_name_sources_parse()).
+	 * n == 0: the extension only.  Without "extension" the server
+	 * does not ask for dane_clientid at all.  "san" and "identity"
+	 * are legacy sources for clients that did not send the
+	 * extension (TLS 1.2 EAP-TLS, old clients): dance_conn_decide()
+	 * takes the first SAN dNSName the allow-list admits, or the
+	 * identity given with dance_conn_set_identity().
+	 */
+	struct dance_name_sources sources;
 	/* 1: a failed DANE match aborts the handshake (handshake_failure);
 	 * 0: the connection continues unauthenticated, reason recorded. */
 	int required;
 	/* Start the lookup from the handshake on a cache miss (event
-	 * mode).  0: the host calls dance_conn_resolve() itself.
+	 * mode).  0: dance_conn_decide() starts it.
 	 * In threaded mode the parse callback instead blocks in
 	 * dance_resolve_wait() (bounded by the timeout) and arms the
 	 * in-handshake verifier, so the verdict is in the handshake. */
 	int lookup_in_handshake;
+	/* 1: never end the handshake from the extension callback for a
+	 * bad or disallowed name (state REJECTED is only recorded); the
+	 * host refuses after dance_conn_decide() says FAILED, e.g. from
+	 * its verify callback, where it has its own context to log with
+	 * (FreeRADIUS).  0: handshake_failure at once (on_refuse). */
+	int defer_refuse;
+	/*
+	 * Caps on clients waiting for DNS (a lookup that is not a cache
+	 * hit), 0 = no cap.  max_waiting: all clients of this server;
+	 * max_waiting_per_entry: clients whose name one allow-list entry
+	 * admitted (dance_policy_match()), so the names of one entry
+	 * whose DNS servers do not answer hold at most that many waiters
+	 * (threads in threaded mode, parked connections in event mode),
+	 * and every other entry keeps its own.  Over a cap: FAILED,
+	 * reason overload, no query.
+	 */
+	unsigned max_waiting;
+	unsigned max_waiting_per_entry;
 	dance_conn_cb on_answer;
 	void *on_answer_arg;	/* passed to on_answer and on_refuse */
 	/* Optional: the glue itself ends the handshake with
 	 * handshake_failure (bad or disallowed name, failed in-handshake
 	 * match, failed lookup when required, no dane_clientid under
-	 * refuse_no_ext).  c->name and c->reason say why; the host logs
-	 * it (OpenSSL's own error says only "bad extension" or
-	 * "certificate verify failed"). */
+	 * refuse_no_ext).  dance_conn_name() and dance_conn_reason() say
+	 * why; the host logs it (OpenSSL's own error says only "bad
+	 * extension" or "certificate verify failed"). */
 	dance_conn_cb on_refuse;
 	/* 1: a TLS 1.3 client that sends a certificate without
 	 * dane_clientid fails the handshake with handshake_failure (the
 	 * draft's MUST for servers that require DANCE; state REJECTED,
-	 * on_refuse called).  Set it when DANCE is required and no legacy
-	 * name source (SAN/identity) is allowed.  TLS 1.2 clients are never
-	 * refused for this, as TLS 1.2 cannot carry the extension; a client
-	 * without any certificate is the host's policy.  0: such clients
-	 * stay in state NONE. */
+	 * reason no-ext, on_refuse called).  Set it when DANCE is required
+	 * and no legacy name source (san/identity) is configured.  TLS 1.2
+	 * clients are never refused for this, as TLS 1.2 cannot carry the
+	 * extension; a client without any certificate is the host's
+	 * policy.  0: such clients stay in state NONE. */
 	int refuse_no_ext;
 };
 
 struct dance_tls_server;
 
 /* Create the server glue; the cfg pointers must outlive it, and it
- * must outlive the SSL_CTXs and SSLs it is attached to. */
+ * must outlive the SSL_CTXs and SSLs it is attached to.  Checks the
+ * extension type (dance_ext_type_check()) and the name sources. */
 struct dance_tls_server *dance_tls_server_new(
 	const struct dance_tls_server_cfg *cfg, struct dance_error *err);
 void dance_tls_server_free(struct dance_tls_server *s);
 
 /*
- * Attach to an SSL_CTX: registers the dane_clientid extension
- * (empty in CertificateRequest, parsed on the leaf Certificate entry),
- * enables DANE on the ctx, requests a client certificate and installs
- * dance_tls_verify_cb (unless keep_verify_cb, for hosts that call
- * dance_tls_verify_step() from their own callback).  May be called for
- * many SSL_CTXs (e.g. one per nginx server block).  Also turns off
- * session tickets and the session cache: a resumed session carries no
- * client Certificate, so no dane_clientid.  In-handshake (ARMED)
- * PKIX-TA/PKIX-EE records chain to the SSL_CTX's verify store, the
- * post-handshake match to the matcher's CA store: give both the same
- * CAs when PKIX usages matter.  The extension exists in TLS 1.3 only;
- * TLS 1.2 clients stay in state NONE (refusing them is host policy);
- * TLS 1.3 clients without it too, unless cfg refuse_no_ext.
+ * Attach to an SSL_CTX: registers the dane_clientid extension (when
+ * "extension" is a name source; empty in CertificateRequest, parsed on
+ * the leaf Certificate entry), enables DANE on the ctx, requests a
+ * client certificate and installs dance_tls_verify_cb (unless
+ * keep_verify_cb, for hosts that call dance_tls_verify_step() from
+ * their own callback).  May be called for many SSL_CTXs (e.g. one per
+ * nginx server block).  Also turns off session tickets and the session
+ * cache: a resumed session carries no client Certificate, so no
+ * dane_clientid.  In-handshake (ARMED) PKIX-TA/PKIX-EE records chain
+ * to the SSL_CTX's verify store, the post-handshake match to the
+ * matcher's CA store: give both the same CAs when PKIX usages matter.
+ * The extension exists in TLS 1.3 only; TLS 1.2 clients stay in state
+ * NONE (refusing them is host policy); TLS 1.3 clients without it too,
+ * unless cfg refuse_no_ext.
  */
 int dance_tls_server_attach(struct dance_tls_server *s, SSL_CTX *ctx,
 	int keep_verify_cb, struct dance_error *err);
@@ -575,24 +745,88 @@ int dance_tls_verify_cb(int ok, X509_STORE_CTX *xs);
  * ok (call it first, use its result). */
 int dance_tls_verify_step(int ok, X509_STORE_CTX *xs);
 
+/* ------------------------------------------------------------------ */
+/* Decision                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The legacy "identity" name source for this connection: the EAP
+ * identity, the RADIUS User-Name, ...  Copied; NULL clears it.  Call
+ * before dance_conn_decide().  The identity is only a candidate: it
+ * must pass dance_name_check() and the allow-list like any name.
+ * Returns DANCE_OK, DANCE_ERR_NOMEM, or DANCE_ERR_CONFIG when the
+ * SSL's SSL_CTX has no DANCE server attached.
+ */
+int dance_conn_set_identity(SSL *ssl, const char *identity);
+
+/*
+ * The decision for a server connection, in one call:
+ *   - a client that sent dane_clientid (source "extension"): its name,
+ *     judged in the handshake already (allow-list, cache, arming);
+ *   - otherwise the legacy sources in their configured order: the
+ *     first SAN dNSName of the leaf the allow-list admits ("san"), the
+ *     identity ("identity", dance_conn_set_identity()) if it passes
+ *     the name check and the allow-list;
+ *   - then the per-entry waiting budget, the lookup (cache, else event
+ *     mode: started, returns PENDING, on_answer fires later; threaded
+ *     mode: bounded blocking wait), and the match.
+ * xs: NULL after the handshake (leaf and chain from the SSL); inside a
+ * verify or cert_verify callback, the X509_STORE_CTX being verified
+ * (its leaf and untrusted chain are matched; the peer certificate is
+ * not set on the SSL yet there).
+ * Returns SUCCESS (dance_conn_name(), dance_conn_usage()), PENDING
+ * (call again after on_answer), NONE (no name from any source: not a
+ * DANCE client; reason no-ext, no-cert, no-name or not-allowed when
+ * every legacy name was outside the allow-list) or FAILED (a DANCE
+ * client that is not authenticated, with reason).  Idempotent: once
+ * SUCCESS, NONE or FAILED, later calls return the same.  The state
+ * and reason are read with dance_conn_get() and the accessors.
+ * Not thread-safe for one SSL (OpenSSL's own rule).
+ */
+enum dance_status dance_conn_decide(SSL *ssl, X509_STORE_CTX *xs);
+
 /* Connection state, or NULL when the SSL never saw DANCE. */
 struct dance_conn *dance_conn_get(SSL *ssl);
 
-/* Start (or join) the lookup for a connection in state PENDING when the
- * host did not let the handshake start it.  Threaded mode: blocks (as
- * dance_resolve_wait()) and returns in state ANSWERED. */
-int dance_conn_resolve(SSL *ssl, struct dance_error *err);
+/* Accessors; c may be NULL (then: NONE, "", -1 ...). */
+enum dance_conn_state dance_conn_state(const struct dance_conn *c);
+/* Status and reason as dance_conn_decide() last left them (no work
+ * done: PENDING is only returned while a lookup is in flight). */
+enum dance_status dance_conn_status(const struct dance_conn *c);
+enum dance_reason dance_conn_reason_code(const struct dance_conn *c);
+/* dance_status_text() of the above. */
+const char *dance_conn_status_text(const struct dance_conn *c);
+/* The client name (checked, lower-cased), "" when none. */
+const char *dance_conn_name(const struct dance_conn *c);
+/* Free-text detail of the reason, "" when none. */
+const char *dance_conn_reason(const struct dance_conn *c);
+/* Where the name came from (DANCE_SRC_NONE: no name). */
+enum dance_name_source dance_conn_source(const struct dance_conn *c);
+/* The allow-list entry that admitted the name (dance_policy_match()),
+ * NULL when none. */
+const char *dance_conn_entry(const struct dance_conn *c);
+/* TLSA usage that matched, -1. */
+int dance_conn_usage(const struct dance_conn *c);
+/* 1 while a lookup for this connection is in flight. */
+int dance_conn_waiting(const struct dance_conn *c);
+/* The lookup answer kept by the connection (borrowed), or NULL. */
+const struct dance_answer *dance_conn_answer(const struct dance_conn *c);
+/* TLSA records of the answer that OpenSSL could not use, each with
+ * its reason (e.g. "3 1 9: dane tlsa bad matching type"); "" when
+ * all were usable.  For hosts' logs (RFC 7671 skips them silently). */
+const char *dance_conn_tlsa_notes(const struct dance_conn *c);
+void *dance_conn_host_data(const struct dance_conn *c);
+void dance_conn_set_host_data(struct dance_conn *c, void *data);
 
 /*
- * After the handshake: final decision for the connection.  Runs the
- * post-handshake match for ANSWERED, reads the handshake verify result
- * for ARMED.  Idempotent: later calls return the stored verdict.
- * Returns DANCE_OK when authenticated (c->name is the identity,
- * c->usage the usage), DANCE_ERR_* otherwise (c->reason).
- * State NONE returns DANCE_ERR_PROTOCOL ("no dane_clientid").
- * State PENDING is no verdict yet: DANCE_ERR_DNS, reason "lookup
- * pending"; wait for on_answer and call again.
+ * Older interface, kept for hosts not ported yet; new code calls
+ * dance_conn_decide().  dance_conn_resolve(): start (or join) the
+ * lookup for a PENDING connection.  dance_conn_verdict(): the verdict
+ * after the handshake for a dane_clientid client as a dance_code
+ * (DANCE_ERR_PROTOCOL for NONE, DANCE_ERR_DNS "lookup pending" while
+ * pending); legacy sources are not tried.
  */
+int dance_conn_resolve(SSL *ssl, struct dance_error *err);
 int dance_conn_verdict(SSL *ssl, struct dance_conn **out);
 
 /*

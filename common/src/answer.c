@@ -282,3 +282,45 @@ out:
 	free(rr);
 	return a;
 }
+
+enum dance_dns_status
+dance_answer_status(const struct dance_answer *a)
+{
+	return a->status;
+}
+
+const char *
+dance_answer_name(const struct dance_answer *a)
+{
+	return a->name;
+}
+
+const char *
+dance_answer_why(const struct dance_answer *a)
+{
+	return a->why;
+}
+
+uint32_t
+dance_answer_ttl(const struct dance_answer *a)
+{
+	return a->ttl;
+}
+
+size_t
+dance_answer_count(const struct dance_answer *a)
+{
+	return a->n;
+}
+
+const struct dance_tlsa *
+dance_answer_record(const struct dance_answer *a, size_t i)
+{
+	return i < a->n ? &a->rr[i] : NULL;
+}
+
+int
+dance_answer_from_cache(const struct dance_answer *a)
+{
+	return a->from_cache;
+}

@@ -45,3 +45,19 @@ dance_ext_parse(const unsigned char *in, size_t inlen, char *name,
 	return dance_name_check((const char *)in + 1, inlen - 1, 0, name,
 		err);
 }
+
+/* OpenSSL refuses custom extensions of the types it handles itself. */
+int
+dance_ext_type_check(unsigned type, struct dance_error *err)
+{
+	if (type > 0xFFFF)
+		return dance_err_set(err, DANCE_ERR_CONFIG, "extension type "
+			"%u does not fit 16 bits", type);
+	if (type == 0xFF01)
+		return dance_err_set(err, DANCE_ERR_CONFIG, "extension type "
+			"0xFF01 is renegotiation_info, handled inside OpenSSL");
+	if (SSL_extension_supported(type))
+		return dance_err_set(err, DANCE_ERR_CONFIG, "extension type "
+			"0x%04X is handled inside OpenSSL", type);
+	return DANCE_OK;
+}

@@ -85,19 +85,37 @@ answer_usable(const struct dance_answer *a, struct dance_error *err)
 	return DANCE_OK;
 }
 
+/* Append "u s m: why" for record t, unusable to OpenSSL, to notes. */
+static void
+note_unusable(const struct dance_tlsa *t, char *notes, size_t len)
+{
+	const char *why = ERR_reason_error_string(ERR_peek_last_error());
+	size_t used = strlen(notes);
+
+	if (used + 1 >= len)
+		return;
+	(void)snprintf(notes + used, len - used, "%s%u %u %u: %s",
+		used > 0 ? "; " : "", t->usage, t->selector, t->mtype,
+		why != NULL ? why : "unusable");
+}
+
 /*
  * Enable DANE for a->name on ssl and load the records.  Unusable
  * records (unknown usage, selector or matching type, unparsable full
- * data) are skipped as RFC 7671 wants; none usable is a non-match.
+ * data) are skipped as RFC 7671 wants, their reasons go to notes (may
+ * be NULL); none usable is a non-match.
  */
 static int
-dane_load(SSL *ssl, const struct dance_answer *a, struct dance_error *err)
+dane_load(SSL *ssl, const struct dance_answer *a, char *notes,
+	size_t noteslen, struct dance_error *err)
 {
 	const struct dance_tlsa *t;
 	size_t i, usable = 0;
 	char eb[160];
 	int r;
 
+	if (notes != NULL && noteslen > 0)
+		notes[0] = '\0';
 	if (SSL_dane_enable(ssl, a->name) <= 0)
 		return dance_err_set(err, DANCE_ERR_TLS, "SSL_dane_enable: %s",
 			dance_ssl_err_text(eb, sizeof(eb)));
@@ -109,6 +127,7 @@ dane_load(SSL *ssl, const struct dance_answer *a, struct dance_error *err)
 		X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
 	for (i = 0; i < a->n; i++) {
 		t = &a->rr[i];
+		ERR_clear_error();
 		r = SSL_dane_tlsa_add(ssl, t->usage, t->selector, t->mtype,
 			t->data, t->len);
 		if (r < 0)
@@ -117,8 +136,10 @@ dane_load(SSL *ssl, const struct dance_answer *a, struct dance_error *err)
 				dance_ssl_err_text(eb, sizeof(eb)));
 		if (r > 0)
 			usable++;
+		else if (notes != NULL && noteslen > 0)
+			note_unusable(t, notes, noteslen);
 	}
-	/* Skipped records leave their reason on the error queue. */
+	/* The skipped records' reasons are in notes now. */
 	ERR_clear_error();
 	if (usable == 0)
 		return dance_err_set(err, DANCE_ERR_NOMATCH, "no usable TLSA "
@@ -128,8 +149,8 @@ dane_load(SSL *ssl, const struct dance_answer *a, struct dance_error *err)
 }
 
 int
-dance_ssl_arm(SSL *ssl, const struct dance_answer *a,
-	struct dance_error *err)
+dance_ssl_arm_notes(SSL *ssl, const struct dance_answer *a, char *notes,
+	size_t noteslen, struct dance_error *err)
 {
 	int rc;
 
@@ -137,7 +158,14 @@ dance_ssl_arm(SSL *ssl, const struct dance_answer *a,
 		return dance_err_set(err, DANCE_ERR_INTERNAL, "no SSL");
 	if ((rc = answer_usable(a, err)) != DANCE_OK)
 		return rc;
-	return dane_load(ssl, a, err);
+	return dane_load(ssl, a, notes, noteslen, err);
+}
+
+int
+dance_ssl_arm(SSL *ssl, const struct dance_answer *a,
+	struct dance_error *err)
+{
+	return dance_ssl_arm_notes(ssl, a, NULL, 0, err);
 }
 
 void
@@ -286,7 +314,8 @@ dance_match(struct dance_matcher *m, const struct dance_answer *a,
 		rc = dance_err_set(&e, DANCE_ERR_NOMEM, "SSL_new failed");
 		goto out;
 	}
-	if ((rc = dane_load(ssl, a, &e)) != DANCE_OK)
+	if ((rc = dane_load(ssl, a, res->skipped, sizeof(res->skipped),
+	    &e)) != DANCE_OK)
 		goto out;
 	if ((untrusted = chain_without_leaf(leaf, chain)) == NULL) {
 		rc = dance_err_set(&e, DANCE_ERR_NOMEM, "out of memory");
@@ -312,17 +341,20 @@ dance_cert_san_name(X509 *cert, const struct dance_policy *policy,
 	const GENERAL_NAME *g;
 	char name[DANCE_NAME_MAX + 1];
 	char first[DANCE_NAME_MAX + 1];
-	int i, n, found = 0;
+	int i, n, found = 0, seen = 0;
 
 	if (cert == NULL)
 		return dance_err_set(err, DANCE_ERR_NAME, "no certificate");
 	gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 	first[0] = '\0';
 	n = gens == NULL ? 0 : sk_GENERAL_NAME_num(gens);
-	for (i = 0; i < n && !found; i++) {
+	for (i = 0; i < n && !found && seen < DANCE_SAN_MAX; i++) {
 		g = sk_GENERAL_NAME_value(gens, i);
 		if (g->type != GEN_DNS)
 			continue;
+		/* The client chose these names: bound the allow-list work
+		 * one certificate can cause before any authentication. */
+		seen++;
 		/* Wildcards and malformed names cannot be an identity. */
 		if (dance_name_check((const char *)ASN1_STRING_get0_data(
 		    g->d.dNSName), (size_t)ASN1_STRING_length(g->d.dNSName),
@@ -343,6 +375,10 @@ dance_cert_san_name(X509 *cert, const struct dance_policy *policy,
 	if (first[0] == '\0')
 		return dance_err_set(err, DANCE_ERR_NAME, "certificate has no "
 			"valid SAN dNSName");
+	if (seen == DANCE_SAN_MAX)
+		return dance_err_set(err, DANCE_ERR_NOT_ALLOWED, "none of the "
+			"first %d SAN dNSNames of the certificate is allowed "
+			"(first: %s; no more are examined)", DANCE_SAN_MAX, first);
 	return dance_err_set(err, DANCE_ERR_NOT_ALLOWED, "no SAN dNSName of "
 		"the certificate is allowed (first: %s)", first);
 }

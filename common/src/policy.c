@@ -18,7 +18,13 @@
  * of the policy (a table resize moves slots, not the strings).
  *
  * Regular expressions are compiled (and JIT-compiled when available)
- * once at add time.  The compiled code is only read by pcre2_match(), so
+ * once at add time.  The client chooses its name before any
+ * authentication, inside the handshake, so a regex's cost is bounded:
+ * a match limit and a depth limit sized for a 253-octet name stop a
+ * backtracking pattern within microseconds (PCRE2's default allows 10
+ * million steps, 18 ms for one 82-octet name), and patterns that could
+ * never do what their author meant are refused: not anchored at both
+ * ends, or with an upper-case letter (names are lower-cased first).  The compiled code is only read by pcre2_match(), so
  * a filled policy can be shared by threads; the match data, which
  * pcre2_match() writes, is allocated per check.
  */
@@ -35,6 +41,10 @@
 #define F_BELOW		0x4u	/* "*.name": strictly below the name */
 
 #define HSET_MIN	16
+
+/* A sane pattern needs a few steps per octet of a <= 253-octet name. */
+#define REGEX_MATCH_LIMIT	20000
+#define REGEX_DEPTH_LIMIT	1000
 #define SHOW_MAX	80	/* entry octets quoted in reasons */
 
 struct hslot {
@@ -60,6 +70,7 @@ struct dance_policy {
 	struct hset names;
 	struct regex *re;
 	size_t nre, re_cap;
+	pcre2_match_context *mctx;	/* the limits; read-only in matches */
 	size_t count;		/* distinct entries added */
 };
 
@@ -225,7 +236,101 @@ dance_policy_free(struct dance_policy *p)
 		free(p->re[i].entry);
 	}
 	free(p->re);
+	pcre2_match_context_free(p->mctx);
 	free(p);
+}
+
+/* Is c escaped, i.e. preceded by an odd number of backslashes? */
+static int
+escaped(const char *pat, size_t at)
+{
+	size_t n = 0;
+
+	while (at > n && pat[at - n - 1] == '\\')
+		n++;
+	return n % 2;
+}
+
+/* Anchored at both ends as written: PCRE2 knows whether every branch
+ * starts with ^ (or \A); the end is read from the text: an unescaped
+ * '$', or \z / \Z. */
+static int
+regex_anchored(const pcre2_code *code, const char *pat)
+{
+	size_t n = strlen(pat);
+	uint32_t opts;
+
+	if (pcre2_pattern_info(code, PCRE2_INFO_ALLOPTIONS, &opts) != 0 ||
+	    (opts & PCRE2_ANCHORED) == 0)
+		return 0;
+	if (pat[n - 1] == '$' && !escaped(pat, n - 1))
+		return 1;
+	return n >= 2 && (pat[n - 1] == 'z' || pat[n - 1] == 'Z') &&
+		pat[n - 2] == '\\' && !escaped(pat, n - 2);
+}
+
+/* Index of the first of stop at or after i, or of the last octet. */
+static size_t
+skip_to(const char *pat, size_t i, const char *stop)
+{
+	size_t n = i + strcspn(pat + i, stop);
+
+	return pat[n] != '\0' ? n : n - 1;
+}
+
+/*
+ * Offset of an upper-case letter that the pattern would match as a
+ * literal (it can never match: names are lower-cased), or -1.  Escapes
+ * (\A \D \S \W \p{Lu} \x{41} \k<Name> ...), group names ((?<Name>,
+ * (?P<Name>, (?'Name', (?&Name), (?P=Name)), callouts and verbs
+ * ((*UTF)) are not literals.  Caseless patterns ((?i) at the start) are
+ * fine.
+ */
+static long
+regex_upper(const pcre2_code *code, const char *pat)
+{
+	uint32_t opts;
+	size_t i;
+	int in_q = 0;
+
+	if (pcre2_pattern_info(code, PCRE2_INFO_ALLOPTIONS, &opts) == 0 &&
+	    (opts & PCRE2_CASELESS) != 0)
+		return -1;
+	/* (?i) at the start: newer PCRE2s no longer report it as an
+	 * option of the whole pattern */
+	if (pat[0] == '(' && pat[1] == '?' && (i = strspn(pat + 2,
+	    "imnsxJU")) > 0 && pat[2 + i] == ')' && memchr(pat + 2, 'i', i))
+		return -1;
+	for (i = 0; pat[i] != '\0'; i++) {
+		char c = pat[i], d = pat[i + 1];
+
+		if (in_q) {		/* \Q...\E: all literal */
+			if (c == '\\' && d == 'E')
+				in_q = 0, i++;
+			else if (c >= 'A' && c <= 'Z')
+				return (long)i;
+		} else if (c == '\\') {
+			if (d == '\0')
+				break;
+			i++;
+			if (d == 'Q')
+				in_q = 1;
+			else if (strchr("pPxkgNo", d) != NULL && pat[i + 1] != '\0'
+			    && strchr("{<'", pat[i + 1]) != NULL)
+				i = skip_to(pat, i + 2, pat[i + 1] == '{' ? "}" :
+					pat[i + 1] == '<' ? ">" : "'");
+		} else if (c == '(' && d == '*') {
+			i = skip_to(pat, i, ")");
+		} else if (c == '(' && d == '?' && pat[i + 2] != '\0' &&
+		    strchr("<P'&C", pat[i + 2]) != NULL &&
+		    !(pat[i + 2] == '<' && (pat[i + 3] == '=' ||
+		    pat[i + 3] == '!'))) {
+			i = skip_to(pat, i + 3, pat[i + 2] == '\'' ? "'" : ">)");
+		} else if (c >= 'A' && c <= 'Z') {
+			return (long)i;
+		}
+	}
+	return -1;
 }
 
 static int
@@ -247,8 +352,9 @@ add_regex(struct dance_policy *p, const char *entry, struct dance_error *err)
 		if (strcmp(p->re[i].entry, entry) == 0)
 			return DANCE_OK;	/* duplicate: idempotent */
 	}
-	code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, 0, &ec,
-		&off, NULL);
+	/* ENDANCHORED: even "^a|^b$" must match the whole name. */
+	code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+		PCRE2_ENDANCHORED, &ec, &off, NULL);
 	if (code == NULL) {
 		if (pcre2_get_error_message(ec, msg, sizeof(msg)) < 0)
 			strcpy((char *)msg, "unknown PCRE2 error");
@@ -256,6 +362,27 @@ add_regex(struct dance_policy *p, const char *entry, struct dance_error *err)
 			"'%s': bad regular expression: %s at offset %zu",
 			show(entry, show_buf, sizeof(show_buf)), (char *)msg,
 			(size_t)off);
+	}
+	if (!regex_anchored(code, pat)) {
+		pcre2_code_free(code);
+		return dance_err_set(err, DANCE_ERR_CONFIG, "allow-list entry "
+			"'%s': the regular expression must be anchored at both "
+			"ends (^...$): it is matched against the whole name",
+			show(entry, show_buf, sizeof(show_buf)));
+	}
+	if ((ec = (int)regex_upper(code, pat)) >= 0) {
+		pcre2_code_free(code);
+		return dance_err_set(err, DANCE_ERR_CONFIG, "allow-list entry "
+			"'%s': upper-case '%c' at offset %d can never match: "
+			"names are lower-cased before matching (write it in "
+			"lower case, or start with (?i))",
+			show(entry, show_buf, sizeof(show_buf)), pat[ec], ec);
+	}
+	if (p->mctx == NULL) {
+		if ((p->mctx = pcre2_match_context_create(NULL)) == NULL)
+			goto nomem;
+		(void)pcre2_set_match_limit(p->mctx, REGEX_MATCH_LIMIT);
+		(void)pcre2_set_depth_limit(p->mctx, REGEX_DEPTH_LIMIT);
 	}
 	/* JIT is only an optimisation; the interpreter is the fallback. */
 	(void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
@@ -409,11 +536,14 @@ regex_match(const struct dance_policy *p, const char *name, size_t len,
 	}
 	for (i = 0; i < p->nre && found == NULL; i++) {
 		rc = pcre2_match(p->re[i].code, (PCRE2_SPTR)low, len, 0, 0,
-			md, NULL);
+			md, p->mctx);
 		if (rc >= 0)
 			found = p->re[i].entry;
+		else if (rc == PCRE2_ERROR_MATCHLIMIT ||
+		    rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT)
+			*why = " (a regex hit its match limit)";
 		else if (rc != PCRE2_ERROR_NOMATCH)
-			*why = " (a regex failed to run, e.g. match limit)";
+			*why = " (a regex failed to run)";
 	}
 	pcre2_match_data_free(md);
 	return found;

@@ -45,6 +45,9 @@ struct client_opts {
 	const char *servername;
 	const char *cafile;
 	const char *http_path;
+	const char *raw_file;	/* TEST ONLY: request bytes, verbatim */
+	char *raw;
+	size_t raw_len;
 	const char *headers[MAX_HEADERS];
 	size_t n_headers;
 	const char *target;
@@ -105,6 +108,9 @@ usage(FILE *f)
 "Exchange:\n"
 "  --http PATH        send 'GET PATH HTTP/1.0'; success is a 2xx status\n"
 "  --header 'K: V'    extra request header for --http (repeatable)\n"
+"  --raw FILE         TEST ONLY: send FILE's bytes as they are instead of\n"
+"                     --http's request (malformed or pipelined HTTP for\n"
+"                     server tests); success is a 2xx status\n"
 "  (without --http)   send nothing, read the server's answer; success is\n"
 "                     a line 'DANCE-Status: SUCCESS' in it\n"
 "  --count N          make N connections, each a full handshake (no\n"
@@ -169,6 +175,8 @@ parse_args(int argc, char **argv, struct client_opts *o)
 			o->cafile = v;
 		} else if (OPT("--http")) {
 			o->http_path = v;
+		} else if (OPT("--raw")) {
+			o->raw_file = v;
 		} else if (OPT("--header")) {
 			if (r > 0 && o->n_headers >= MAX_HEADERS)
 				return die_usage("too many --header options",
@@ -210,6 +218,28 @@ parse_args(int argc, char **argv, struct client_opts *o)
 	return -1;
 }
 
+/* --raw: the whole file, at most 64 KiB; 0 or -1 with errno. */
+static int
+read_raw(struct client_opts *o)
+{
+	FILE *f = fopen(o->raw_file, "rb");
+	size_t n;
+
+	if (f == NULL)
+		return -1;
+	o->raw = malloc(RESPONSE_MAX);
+	n = o->raw != NULL ? fread(o->raw, 1, RESPONSE_MAX, f) : 0;
+	if (o->raw == NULL || ferror(f) || n == 0 || !feof(f)) {
+		if (o->raw != NULL && !ferror(f))
+			errno = n == 0 ? ENODATA : EFBIG;
+		(void)fclose(f);
+		return -1;
+	}
+	(void)fclose(f);
+	o->raw_len = n;
+	return 0;
+}
+
 /* Everything that does not need the network; exit code or -1. */
 static int
 check_args(struct client_opts *o)
@@ -237,6 +267,13 @@ check_args(struct client_opts *o)
 	}
 	if (o->n_headers > 0 && o->http_path == NULL)
 		return die_usage("--header needs --http", NULL);
+	if (o->raw_file != NULL && o->http_path != NULL)
+		return die_usage("--raw and --http exclude each other", NULL);
+	if (o->raw_file != NULL && read_raw(o) != 0) {
+		fprintf(stderr, PROG ": --raw '%s': %s\n", o->raw_file,
+			strerror(errno));
+		return TOOL_EXIT_USAGE;
+	}
 	if (o->http_path != NULL && (o->http_path[0] != '/' ||
 	    strpbrk(o->http_path, " \r\n") != NULL))
 		return die_usage("--http '%s': want an absolute path without "
@@ -474,6 +511,8 @@ send_request(SSL *ssl, const struct client_opts *o, const char *sni)
 	size_t i;
 	int n;
 
+	if (o->raw != NULL)
+		return SSL_write(ssl, o->raw, (int)o->raw_len);
 	n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n"
 		"User-Agent: " PROG "/" DANCE_VERSION "\r\n", o->http_path,
 		sni != NULL ? sni : o->host);
@@ -545,7 +584,7 @@ judge_response(const struct client_opts *o, struct exchange *ex)
 			"connection closed by server without a response");
 		return;
 	}
-	if (o->http_path != NULL) {
+	if (o->http_path != NULL || o->raw != NULL) {
 		/* "HTTP/1.x NNN reason", on the first line */
 		const char *sp = strchr(r, ' ');
 
@@ -608,7 +647,7 @@ exchange_once(SSL_CTX *ctx, const struct client_opts *o,
 		explain_failure(ssl, ret, "TLS handshake", ex);
 		goto out;
 	}
-	if (o->http_path != NULL) {
+	if (o->http_path != NULL || o->raw != NULL) {
 		errno = 0;
 		ret = send_request(ssl, o, sni);
 		if (ret == -2) {
@@ -714,6 +753,7 @@ main(int argc, char **argv)
 		rc = ex.rc;
 	}
 	free(ex.resp);
+	free(o.raw);
 	SSL_CTX_free(ctx);
 	return rc;
 }

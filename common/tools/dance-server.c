@@ -15,6 +15,9 @@
  *   DANCE-Status: SUCCESS | FAILED:<reason> | NONE
  *   DANCE-Client-Id: <name or ->
  *   DANCE-Usage: <TLSA usage or ->
+ *
+ * The decision (name sources, allow-list, lookup, match, status text)
+ * is libdance's dance_conn_decide(); this file only does the I/O.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -90,13 +93,10 @@ struct conn {
 	char peer[INET6_ADDRSTRLEN + 24];
 	int answered;		/* a lookup callback has run */
 	const char *via;	/* how the verdict was reached, for the log */
-	/* Legacy clients (no dane_clientid), --legacy-san. */
-	int legacy;
-	struct dance_lookup *legacy_lookup;
-	struct dance_answer *legacy_answer;
 	/* Outcome, for the response and the log. */
 	char name[DANCE_NAME_MAX + 1];
 	const char *outcome;	/* SUCCESS FAILED NONE REFUSED ERROR */
+	const char *status;	/* dance_conn_status_text() */
 	int usage;
 	int http_status;
 	char reason[256];
@@ -134,6 +134,7 @@ usage(FILE *f)
 "looks up its DNSSEC-validated TLSA records and matches the client\n"
 "certificate.  Replies with a small HTTP/1.0 response whose body is\n"
 "  DANCE-Status: SUCCESS | FAILED:<reason> | NONE\n"
+"  (reason: one word, e.g. nxdomain, nomatch, not-allowed, timeout)\n"
 "  DANCE-Client-Id: <name>\n"
 "  DANCE-Usage: <TLSA usage>\n"
 "and closes.  A cached TLSA answer is checked inside the handshake\n"
@@ -397,6 +398,13 @@ setup_tls(struct server *s)
 	/* Required and no name from the SAN: a TLS 1.3 client without
 	 * dane_clientid is refused in the handshake (the draft's MUST). */
 	s->tcfg.refuse_no_ext = s->tcfg.required && !s->o->legacy_san;
+	/* --legacy-san: a client without dane_clientid is named by the
+	 * first SAN dNSName the allow-list admits (libdance does it). */
+	if (s->o->legacy_san && dance_name_sources_parse("extension,san",
+	    &s->tcfg.sources, &err) != DANCE_OK) {
+		fprintf(stderr, PROG ": %s\n", err.reason);
+		goto out;
+	}
 	s->tcfg.lookup_in_handshake = 1;
 	s->tcfg.on_answer = on_answer;
 	s->tcfg.on_answer_arg = s;
@@ -520,10 +528,6 @@ conn_free(struct conn *c)
 	struct server *s = c->srv;
 
 	conn_log(c);
-	if (c->legacy_lookup != NULL)
-		dance_lookup_cancel(c->legacy_lookup);
-	if (c->legacy_answer != NULL)
-		dance_answer_unref(c->legacy_answer);
 	/* The glue cancels its own in-flight lookup when the SSL goes. */
 	SSL_free(c->ssl);
 	if (c->fd >= 0)
@@ -558,31 +562,15 @@ on_answer(SSL *ssl, struct dance_conn *dc, void *arg)
 		c->answered = 1;
 }
 
-/* Lookup finished for a --legacy-san connection. */
-static void
-legacy_cb(void *arg, struct dance_answer *a)
-{
-	struct conn *c = arg;
-
-	dance_answer_ref(a);
-	c->legacy_answer = a;
-	c->legacy_lookup = NULL;
-	c->answered = 1;
-}
-
 static void
 build_response(struct conn *c)
 {
 	const struct srv_opts *o = c->srv->o;
-	char status[300], usage[16];
-	int ok = strcmp(c->outcome, "SUCCESS") == 0;
+	const char *status = c->status != NULL ? c->status : "NONE";
+	char usage[16];
+	int ok = strcmp(status, "SUCCESS") == 0;
 	int n;
 
-	if (strcmp(c->outcome, "FAILED") == 0)
-		(void)snprintf(status, sizeof(status), "FAILED:%s",
-			c->reason);
-	else
-		(void)snprintf(status, sizeof(status), "%s", c->outcome);
 	if (c->usage >= 0)
 		(void)snprintf(usage, sizeof(usage), "%d", c->usage);
 	else
@@ -632,100 +620,26 @@ conn_respond(struct conn *c)
 	c->deadline = now_ms() + (long long)c->srv->o->conn_timeout_ms;
 }
 
-/* Verdict for a --legacy-san connection, its answer being in. */
+/* The decision is made (not PENDING): take it for response and log. */
 static void
-legacy_verdict(struct conn *c)
+decided(struct conn *c, enum dance_status st)
 {
-	struct dance_match_result res;
-	X509 *leaf = SSL_get0_peer_certificate(c->ssl);
+	const struct dance_conn *dc = dance_conn_get(c->ssl);
+	const char *notes = dance_conn_tlsa_notes(dc);
 
-	memset(&res, 0, sizeof(res));
-	if (leaf != NULL && dance_match(c->srv->matcher, c->legacy_answer,
-	    leaf, SSL_get_peer_cert_chain(c->ssl), &res) == DANCE_OK &&
-	    res.ok) {
-		c->outcome = "SUCCESS";
-		c->usage = res.usage;
-		c->reason[0] = '\0';
-	} else {
-		c->outcome = "FAILED";
-		(void)snprintf(c->reason, sizeof(c->reason), "%s",
-			res.reason[0] != '\0' ? res.reason : "no match");
-	}
-}
-
-/*
- * A client without dane_clientid.  With --legacy-san and a certificate,
- * its first allowed SAN dNSName goes through the same lookup and match;
- * otherwise it is simply not DANCE-authenticated.
- */
-static void
-legacy_start(struct conn *c)
-{
-	struct dance_error err;
-	X509 *leaf = SSL_get0_peer_certificate(c->ssl);
-	struct dance_lookup *l;
-	int done = 0;
-
-	c->outcome = "NONE";
-	c->via = "no-ext";
-	if (!c->srv->o->legacy_san || leaf == NULL) {
-		(void)snprintf(c->reason, sizeof(c->reason), "%s",
-			leaf == NULL ? "no client certificate" :
-			"no dane_clientid");
-		conn_respond(c);
-		return;
-	}
-	c->legacy = 1;
-	c->via = "legacy-san";
-	if (dance_cert_san_name(leaf, c->srv->policy, c->name, &err) !=
-	    DANCE_OK) {
-		c->name[0] = '\0';
-		c->outcome = "FAILED";
-		(void)snprintf(c->reason, sizeof(c->reason), "%s",
-			err.reason);
-		conn_respond(c);
-		return;
-	}
-	l = dance_resolver_lookup(c->srv->resolver, c->name, legacy_cb, c,
-		&done);
-	if (done || c->legacy_answer != NULL) {
-		legacy_verdict(c);
-		conn_respond(c);
-	} else if (l == NULL) {
-		c->outcome = "FAILED";
-		(void)snprintf(c->reason, sizeof(c->reason),
-			"lookup could not start");
-		conn_respond(c);
-	} else {
-		c->legacy_lookup = l;
-		c->phase = PH_WAIT;
-		c->deadline += c->srv->lookup_timeout_ms;
-	}
-}
-
-/* Final decision through the glue (dane_clientid was sent). */
-static void
-glue_verdict(struct conn *c)
-{
-	struct dance_conn *dc = NULL;
-	int rc = dance_conn_verdict(c->ssl, &dc);
-
-	if (dc == NULL)
-		dc = dance_conn_get(c->ssl);
-	if (dc != NULL) {
-		(void)snprintf(c->name, sizeof(c->name), "%s", dc->name);
-		if (rc == DANCE_OK)
-			c->usage = dc->usage;
-	}
-	if (rc == DANCE_OK) {
-		c->outcome = "SUCCESS";
-		c->reason[0] = '\0';
-	} else {
-		c->outcome = "FAILED";
-		(void)snprintf(c->reason, sizeof(c->reason), "%s",
-			dc != NULL && dc->reason[0] != '\0' ? dc->reason :
-			dance_code_str(rc));
-	}
+	(void)snprintf(c->name, sizeof(c->name), "%s", dance_conn_name(dc));
+	c->usage = dance_conn_usage(dc);
+	c->status = dance_conn_status_text(dc);
+	c->outcome = st == DANCE_STATUS_SUCCESS ? "SUCCESS" :
+		st == DANCE_STATUS_FAILED ? "FAILED" : "NONE";
+	(void)snprintf(c->reason, sizeof(c->reason), "%s",
+		dance_conn_reason(dc));
+	if (notes[0] != '\0')
+		fprintf(stderr, PROG ": conn=%lu name=%s unusable TLSA "
+			"records: %s\n", c->id, c->name, notes);
+	if (dance_conn_source(dc) == DANCE_SRC_SAN)
+		c->via = "legacy-san";
+	conn_respond(c);
 }
 
 /* Handshake complete: decide now, or park until the lookup is in. */
@@ -733,16 +647,16 @@ static void
 after_handshake(struct conn *c)
 {
 	struct dance_conn *dc = dance_conn_get(c->ssl);
+	enum dance_status st;
 
 	c->deadline = now_ms() + (long long)c->srv->o->conn_timeout_ms;
-	if (dc == NULL || dc->state == DANCE_CONN_NONE) {
-		legacy_start(c);
-		return;
-	}
 	/* Where the verdict comes from: OpenSSL's DANE check inside the
 	 * handshake (cached secure answer), a cached failure, or a lookup
-	 * that this connection waited for. */
-	switch (dc->state) {
+	 * that this connection waited for; no-ext: no dane_clientid. */
+	switch (dance_conn_state(dc)) {
+	case DANCE_CONN_NONE:
+		c->via = "no-ext";
+		break;
 	case DANCE_CONN_ARMED:
 	case DANCE_CONN_SUCCESS:
 	case DANCE_CONN_FAILED:
@@ -756,15 +670,15 @@ after_handshake(struct conn *c)
 		c->via = "lookup";
 		break;
 	}
-	if (dc->state == DANCE_CONN_PENDING) {
+	st = dance_conn_decide(c->ssl, NULL);
+	if (st == DANCE_STATUS_PENDING) {
 		/* The resolver bounds the wait; the deadline is a backstop
 		 * beyond its own timeout. */
 		c->phase = PH_WAIT;
 		c->deadline += c->srv->lookup_timeout_ms;
 		return;
 	}
-	glue_verdict(c);
-	conn_respond(c);
+	decided(c, st);
 }
 
 /* Why the handshake failed, for the log. */
@@ -775,13 +689,12 @@ handshake_failed(struct conn *c, int ret)
 	char eb[160];
 	int e = SSL_get_error(c->ssl, ret);
 
-	if (dc != NULL)
-		(void)snprintf(c->name, sizeof(c->name), "%s", dc->name);
+	(void)snprintf(c->name, sizeof(c->name), "%s", dance_conn_name(dc));
 	/* REFUSED: DANCE turned the client down (the glue sent the
 	 * alert); anything else is a failed handshake, ERROR. */
-	if (dc != NULL && (dc->state == DANCE_CONN_REJECTED ||
-	    dc->state == DANCE_CONN_FAILED) && dc->reason[0] != '\0')
-		conn_fail(c, "REFUSED", "%s", dc->reason);
+	if (dance_conn_status(dc) == DANCE_STATUS_FAILED &&
+	    dance_conn_reason(dc)[0] != '\0')
+		conn_fail(c, "REFUSED", "%s", dance_conn_reason(dc));
 	else if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
 		conn_fail(c, "ERROR", "handshake: %s", errno == 0 ?
 			"connection closed by client" : strerror(errno));
@@ -893,11 +806,7 @@ conn_step(struct conn *c)
 		case PH_WAIT:
 			if (!c->answered)
 				return;
-			if (c->legacy)
-				legacy_verdict(c);
-			else
-				glue_verdict(c);
-			conn_respond(c);
+			decided(c, dance_conn_decide(c->ssl, NULL));
 			break;
 		case PH_WRITE:
 			step_write(c);

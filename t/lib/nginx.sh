@@ -174,7 +174,9 @@ ngx_stop() {
 }
 
 ngx_workers() {	# pids of the workers of our master
-	ps -o pid= --ppid "$T_MASTER" 2>/dev/null | tr -d ' '
+	# (not other children: the module's configuration check forks one)
+	ps -o pid=,args= --ppid "$T_MASTER" 2>/dev/null |
+		awk '/worker process/ { print $1 }'
 }
 
 cleanup() {

@@ -1,5 +1,6 @@
 /*
- * test_match.c -- DANE matching (match.c) and the TLS glue (tls.c),
+ * test_match.c -- DANE matching (match.c), the TLS glue
+ * (tls_server.c, tls_client.c) and the decision (decide.c),
  * offline: certificates are generated here with OpenSSL, TLSA answers
  * are built by hand, handshakes run over in-memory BIO pairs and the
  * resolver is only used as a cache (dance_resolver_cache_put).
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -688,6 +690,50 @@ test_san_name(void **state)
 	assert_string_equal(out, N_TA);
 	dance_policy_free(p);
 	X509_free(x);
+}
+
+/* "DNS:n0.test,DNS:n1.test,..." with "DNS:ok.test" at position ok. */
+static void
+san_list(char *san, int n, int ok)
+{
+	int i;
+
+	for (i = 0, san[0] = '\0'; i < n; i++) {
+		if (i == ok)
+			sprintf(san + strlen(san), "%sDNS:ok.test", i ? "," : "");
+		else
+			sprintf(san + strlen(san), "%sDNS:n%d.test", i ? "," : "",
+				i);
+	}
+}
+
+/* The client chooses its SAN names: only the first DANCE_SAN_MAX
+ * dNSNames cost an allow-list check. */
+static void
+test_san_cap(void **state)
+{
+	struct fx *f = *state;
+	struct dance_policy *p = dance_policy_new();
+	struct dance_error e;
+	char san[64 * 40], out[DANCE_NAME_MAX + 1];
+	struct cspec s = { "x", san, 0, -1, 30, NULL, NULL };
+	X509 *early, *late;
+
+	assert_non_null(p);
+	assert_int_equal(dance_policy_add(p, "ok.test", &e), DANCE_OK);
+	/* 40 names: the allowed one 5th, then 35th */
+	san_list(san, 40, 4);
+	early = mkcert(f->k_other, &s);
+	san_list(san, 40, 34);
+	late = mkcert(f->k_other, &s);
+	assert_int_equal(dance_cert_san_name(early, p, out, &e), DANCE_OK);
+	assert_string_equal(out, "ok.test");
+	assert_int_equal(dance_cert_san_name(late, p, out, &e),
+		DANCE_ERR_NOT_ALLOWED);
+	assert_non_null(strstr(e.reason, "first 32 SAN dNSNames"));
+	dance_policy_free(p);
+	X509_free(early);
+	X509_free(late);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1599,15 +1645,33 @@ test_tls_sni_switch(void **state)
 	world_free(&w);
 }
 
+/* A threaded resolver whose forwarder never answers (discard port);
+ * "test." names end as libunbound's local-zone NXDOMAIN or timeout. */
+static struct dance_resolver *
+threaded_resolver(struct fx *f)
+{
+	const char *tas[2] = { f->ta_file, NULL };
+	const char *fwd[2] = { "127.0.0.1@9", NULL };
+	struct dance_resolver_cfg rc;
+	struct dance_resolver *res;
+	struct dance_error e;
+
+	dance_resolver_cfg_init(&rc);
+	rc.mode = DANCE_RESOLVER_THREADED;
+	rc.trust_anchor_files = tas;
+	rc.forwarders = fwd;
+	rc.timeout_ms = 300;
+	res = dance_resolver_new(&rc, &e);
+	assert_non_null(res);
+	return res;
+}
+
 /* Threaded resolver: the parse callback waits (bounded) in the
  * handshake; a non-secure outcome fails a required handshake. */
 static void
 test_tls_threaded(void **state)
 {
 	struct fx *f = *state;
-	const char *tas[2] = { f->ta_file, NULL };
-	const char *fwd[2] = { "127.0.0.1@9", NULL };
-	struct dance_resolver_cfg rc;
 	struct dance_tls_server *srv;
 	struct dance_resolver *res;
 	struct dance_answer *a;
@@ -1618,13 +1682,7 @@ test_tls_threaded(void **state)
 	SSL_CTX *cctx, *sctx;
 
 	world_init(&w, f, 1, 1, NULL);
-	dance_resolver_cfg_init(&rc);
-	rc.mode = DANCE_RESOLVER_THREADED;
-	rc.trust_anchor_files = tas;
-	rc.forwarders = fwd;
-	rc.timeout_ms = 300;
-	res = dance_resolver_new(&rc, &e);
-	assert_non_null(res);
+	res = threaded_resolver(f);
 	assert_int_equal(dance_resolver_get_mode(res),
 		DANCE_RESOLVER_THREADED);
 	w.cfg.resolver = res;
@@ -1925,6 +1983,608 @@ test_tls_config_errors(void **state)
 	world_free(&w);
 }
 
+/* ------------------------------------------------------------------ */
+/* Decision: dance_conn_decide, name sources, status texts, budget     */
+/* ------------------------------------------------------------------ */
+
+/* Recreate w's server glue and SSL_CTX from w->cfg (sources, caps). */
+static void
+world_rebuild(struct world *w)
+{
+	struct dance_error e;
+
+	SSL_CTX_free(w->sctx);
+	dance_tls_server_free(w->srv);
+	w->srv = dance_tls_server_new(&w->cfg, &e);
+	if (w->srv == NULL)
+		fail_msg("dance_tls_server_new: %s", e.reason);
+	w->sctx = server_ctx(w->f);
+	assert_int_equal(dance_tls_server_attach(w->srv, w->sctx, 0, &e),
+		DANCE_OK);
+}
+
+/* world_init() with name sources spec and its own glue. */
+static void
+world_sources(struct world *w, struct fx *f, int required,
+	const char *forwarder, const char *sources)
+{
+	struct dance_error e;
+
+	world_init(w, f, required, 1, forwarder);
+	if (dance_name_sources_parse(sources, &w->cfg.sources, &e) !=
+	    DANCE_OK)
+		fail_msg("dance_name_sources_parse(%s): %s", sources,
+			e.reason);
+	world_rebuild(w);
+}
+
+/* Everything was decided without a DNS query; free w. */
+static void
+world_free_no_query(struct world *w)
+{
+	struct dance_resolver_stats st;
+
+	dance_resolver_stats(w->res, &st);
+	assert_int_equal(st.queries, 0);
+	world_free(w);
+}
+
+/* Decide for the server side of h; check status and its text. */
+static struct dance_conn *
+decide(struct hs *h, enum dance_status want, const char *text)
+{
+	enum dance_status st = dance_conn_decide(h->s, NULL);
+	struct dance_conn *c = dance_conn_get(h->s);
+
+	if (st != want || strcmp(dance_conn_status_text(c), text) != 0)
+		fail_msg("decide: status %d (%s), want %d (%s); reason: %s",
+			st, dance_conn_status_text(c), want, text,
+			dance_conn_reason(c));
+	assert_int_equal(dance_conn_status(c), want);
+	return c;
+}
+
+/* Run the event-mode resolver until w has seen n answers (<= 5 s). */
+static void
+world_wait_answers(struct world *w, int n)
+{
+	struct pollfd p;
+	int i;
+
+	for (i = 0; i < 100 && w->answers < n; i++) {
+		p.fd = dance_resolver_fd(w->res);
+		p.events = POLLIN;
+		(void)poll(&p, 1, 50);
+		dance_resolver_process(w->res);
+	}
+	assert_int_equal(w->answers, n);
+}
+
+static void
+test_decide_texts(void **state)
+{
+	struct dance_name_sources s;
+	struct dance_error e;
+	unsigned r, k;
+
+	assert_string_equal(dance_status_text(DANCE_STATUS_SUCCESS, 0),
+		"SUCCESS");
+	assert_string_equal(dance_status_text(DANCE_STATUS_PENDING, 0),
+		"PENDING");
+	assert_string_equal(dance_status_text(DANCE_STATUS_NONE,
+		DANCE_REASON_NO_EXT), "NONE");
+	assert_string_equal(dance_status_text(DANCE_STATUS_FAILED,
+		DANCE_REASON_NXDOMAIN), "FAILED:nxdomain");
+	assert_string_equal(dance_status_text(DANCE_STATUS_FAILED,
+		DANCE_REASON_NOT_ALLOWED), "FAILED:not-allowed");
+	assert_string_equal(dance_status_text(DANCE_STATUS_FAILED, 999),
+		"FAILED:unknown");
+	assert_string_equal(dance_reason_str(999), "unknown");
+	/* One word per reason, distinct, and FAILED:<word> as the text. */
+	for (r = 0; r <= DANCE_REASON_MAX; r++) {
+		char want[64];
+
+		(void)snprintf(want, sizeof(want), "FAILED:%s",
+			dance_reason_str(r));
+		assert_string_equal(dance_status_text(DANCE_STATUS_FAILED, r),
+			want);
+		assert_null(strchr(dance_reason_str(r), ' '));
+		for (k = 0; k < r; k++)
+			assert_string_not_equal(dance_reason_str(r),
+				dance_reason_str(k));
+	}
+	assert_int_equal(dance_name_sources_parse("extension,san,identity",
+		&s, &e), DANCE_OK);
+	assert_int_equal(s.n, 3);
+	assert_int_equal(s.src[0], DANCE_SRC_EXTENSION);
+	assert_int_equal(s.src[1], DANCE_SRC_SAN);
+	assert_int_equal(s.src[2], DANCE_SRC_IDENTITY);
+	assert_int_equal(dance_name_sources_parse(" Identity, ext \tsan ",
+		&s, &e), DANCE_OK);
+	assert_int_equal(s.n, 3);
+	assert_int_equal(s.src[0], DANCE_SRC_IDENTITY);
+	assert_int_equal(s.src[1], DANCE_SRC_EXTENSION);
+	assert_int_equal(dance_name_sources_parse("san dns", &s, &e),
+		DANCE_ERR_CONFIG);
+	assert_non_null(strstr(e.reason, "unknown name source \"dns\""));
+	assert_int_equal(dance_name_sources_parse("san,extension,san", &s,
+		&e), DANCE_ERR_CONFIG);
+	assert_non_null(strstr(e.reason, "\"san\" given twice"));
+	assert_int_equal(dance_name_sources_parse(" , ", &s, &e),
+		DANCE_ERR_CONFIG);
+	assert_int_equal(dance_name_sources_parse(NULL, &s, &e),
+		DANCE_ERR_CONFIG);
+	assert_string_equal(dance_name_source_str(DANCE_SRC_SAN), "san");
+	assert_string_equal(dance_name_source_str(DANCE_SRC_NONE), "none");
+	/* No connection: accessors say nothing happened. */
+	assert_int_equal(dance_conn_state(NULL), DANCE_CONN_NONE);
+	assert_int_equal(dance_conn_status(NULL), DANCE_STATUS_NONE);
+	assert_string_equal(dance_conn_status_text(NULL), "NONE");
+	assert_string_equal(dance_conn_name(NULL), "");
+	assert_string_equal(dance_conn_reason(NULL), "");
+	assert_int_equal(dance_conn_usage(NULL), -1);
+	assert_null(dance_conn_entry(NULL));
+	assert_null(dance_conn_answer(NULL));
+	/* The one code-point rule: any type OpenSSL does not own. */
+	assert_int_equal(dance_ext_type_check(0x1234, &e), DANCE_OK);
+	assert_int_equal(dance_ext_type_check(0xFF01, &e), DANCE_ERR_CONFIG);
+	assert_int_equal(dance_ext_type_check(0, &e), DANCE_ERR_CONFIG);
+}
+
+/* Source "extension": the decision and its texts via decide. */
+static void
+test_decide_extension(void **state)
+{
+	struct fx *f = *state;
+	static const unsigned char bad_name[] = { 3, 'a', '.', '.' };
+	struct raw_ext bad = { bad_name, sizeof(bad_name), 0 };
+	struct dance_conn *c;
+	struct world w;
+	struct hs h;
+	SSL_CTX *cctx;
+
+	world_init(&w, f, 0, 1, NULL);
+	world_cache(&w, N_EE, DANCE_DNS_SECURE, 3, 1, 1, f->ee);
+	world_cache(&w, "nx.clients.test", DANCE_DNS_NXDOMAIN, 0, 0, 0, NULL);
+	cctx = client_ctx(f->ee, f->k_ee, NULL, N_EE, 0);
+	handshake(cctx, w.sctx, &h);
+	assert_true(h.s_ok);
+	c = decide(&h, DANCE_STATUS_SUCCESS, "SUCCESS");
+	assert_string_equal(dance_conn_name(c), N_EE);
+	assert_int_equal(dance_conn_usage(c), 3);
+	assert_int_equal(dance_conn_source(c), DANCE_SRC_EXTENSION);
+	assert_string_equal(dance_conn_entry(c), "*.clients.test");
+	assert_int_equal(dance_conn_reason_code(c), DANCE_REASON_OK);
+	decide(&h, DANCE_STATUS_SUCCESS, "SUCCESS");
+	hs_free(&h);
+	/* Cached NXDOMAIN, optional: FAILED:nxdomain with the detail. */
+	handshake_as(cctx, w.sctx, &h, "nx.clients.test");
+	assert_true(h.s_ok);
+	c = decide(&h, DANCE_STATUS_FAILED, "FAILED:nxdomain");
+	assert_non_null(strstr(dance_conn_reason(c), "nxdomain"));
+	assert_string_equal(dance_conn_name(c), "nx.clients.test");
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	/* Wrong key: FAILED:nomatch. */
+	cctx = client_ctx(f->other, f->k_other, NULL, N_EE, 0);
+	handshake(cctx, w.sctx, &h);
+	c = decide(&h, DANCE_STATUS_FAILED, "FAILED:nomatch");
+	assert_non_null(strstr(dance_conn_reason(c), "no matching DANE"));
+	assert_int_equal(dance_conn_usage(c), -1);
+	hs_free(&h);
+	/* Not allowed, refusal deferred to the host: the handshake ends,
+	 * no cache or DNS, decide says FAILED:not-allowed. */
+	w.cfg.defer_refuse = 1;
+	world_rebuild(&w);
+	handshake_as(cctx, w.sctx, &h, "ee.elsewhere.test");
+	assert_true(h.s_ok);
+	assert_int_equal(w.refusals, 0);
+	c = decide(&h, DANCE_STATUS_FAILED, "FAILED:not-allowed");
+	assert_int_equal(dance_conn_state(c), DANCE_CONN_REJECTED);
+	assert_null(dance_conn_entry(c));
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	/* A bad name, deferred: FAILED:bad-name. */
+	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 0);
+	assert_int_equal(SSL_CTX_add_custom_ext(cctx, EXT,
+		SSL_EXT_TLS1_3_CERTIFICATE_REQUEST |
+		SSL_EXT_TLS1_3_CERTIFICATE | SSL_EXT_TLS_IMPLEMENTATION_ONLY |
+		SSL_EXT_TLS1_3_ONLY, raw_add, NULL, &bad, raw_parse, NULL), 1);
+	handshake(cctx, w.sctx, &h);
+	assert_int_equal(bad.sent, 1);
+	assert_true(h.s_ok);
+	decide(&h, DANCE_STATUS_FAILED, "FAILED:bad-name");
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	/* No dane_clientid, extension the only source: NONE, no-ext. */
+	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 0);
+	handshake(cctx, w.sctx, &h);
+	c = decide(&h, DANCE_STATUS_NONE, "NONE");
+	assert_int_equal(dance_conn_reason_code(c), DANCE_REASON_NO_EXT);
+	assert_non_null(strstr(dance_conn_reason(c), "no dane_clientid"));
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	world_free_no_query(&w);
+}
+
+/* Source "san": TLS 1.2 and TLS 1.3 clients without dane_clientid. */
+static void
+test_decide_san(void **state)
+{
+	struct fx *f = *state;
+	struct cspec s = { "ee-wrong", "DNS:" N_EE, 0, -1, 365, NULL, NULL };
+	X509 *wrong = mkcert(f->k_other, &s);
+	struct dance_conn *c;
+	struct world w;
+	struct hs h;
+	SSL_CTX *cctx;
+	int tls12;
+
+	world_sources(&w, f, 1, NULL, "extension,san");
+	world_cache(&w, N_EE, DANCE_DNS_SECURE, 3, 1, 1, f->ee);
+	world_cache(&w, N_TA, DANCE_DNS_SECURE, 2, 0, 1, f->ca);
+	for (tls12 = 0; tls12 <= 1; tls12++) {
+		cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, tls12);
+		handshake(cctx, w.sctx, &h);
+		assert_true(h.s_ok);
+		c = decide(&h, DANCE_STATUS_SUCCESS, "SUCCESS");
+		assert_int_equal(dance_conn_source(c), DANCE_SRC_SAN);
+		assert_string_equal(dance_conn_name(c), N_EE);
+		assert_int_equal(dance_conn_usage(c), 3);
+		hs_free(&h);
+		SSL_CTX_free(cctx);
+	}
+	/* DANE-TA through the SAN name, chain from the client. */
+	cctx = client_ctx(f->leaf, f->k_leaf, f->ca, NULL, 1);
+	handshake(cctx, w.sctx, &h);
+	c = decide(&h, DANCE_STATUS_SUCCESS, "SUCCESS");
+	assert_string_equal(dance_conn_name(c), N_TA);
+	assert_int_equal(dance_conn_usage(c), 2);
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	/* SAN allowed, key wrong: FAILED:nomatch. */
+	cctx = client_ctx(wrong, f->k_other, NULL, NULL, 1);
+	handshake(cctx, w.sctx, &h);
+	c = decide(&h, DANCE_STATUS_FAILED, "FAILED:nomatch");
+	assert_string_equal(dance_conn_name(c), N_EE);
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	/* Only SANs outside the allow-list: not a DANCE client. */
+	cctx = client_ctx(f->other, f->k_other, NULL, NULL, 1);
+	handshake(cctx, w.sctx, &h);
+	c = decide(&h, DANCE_STATUS_NONE, "NONE");
+	assert_int_equal(dance_conn_reason_code(c), DANCE_REASON_NOT_ALLOWED);
+	assert_non_null(strstr(dance_conn_reason(c), "extension: not sent"));
+	assert_non_null(strstr(dance_conn_reason(c), "SAN: "));
+	assert_string_equal(dance_conn_name(c), "");
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	/* No SAN at all (the name only in CN): no-name. */
+	cctx = client_ctx(f->cnonly, f->k_leaf, NULL, NULL, 1);
+	handshake(cctx, w.sctx, &h);
+	c = decide(&h, DANCE_STATUS_NONE, "NONE");
+	assert_int_equal(dance_conn_reason_code(c), DANCE_REASON_NO_NAME);
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	/* The dane_clientid name wins over the SAN. */
+	cctx = client_ctx(f->ee, f->k_ee, NULL, "nx.clients.test", 0);
+	world_cache(&w, "nx.clients.test", DANCE_DNS_NXDOMAIN, 0, 0, 0, NULL);
+	handshake(cctx, w.sctx, &h);
+	assert_false(h.s_ok);	/* required: refused in the handshake */
+	c = decide(&h, DANCE_STATUS_FAILED, "FAILED:nxdomain");
+	assert_int_equal(dance_conn_source(c), DANCE_SRC_EXTENSION);
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	X509_free(wrong);
+	world_free_no_query(&w);
+}
+
+/* Handshake of a client of cctx; the host gives identity (NULL: none);
+ * decide as wanted. */
+static struct dance_conn *
+decide_identity(struct hs *h, SSL_CTX *cctx, SSL_CTX *sctx,
+	const char *identity, enum dance_status want, const char *text)
+{
+	handshake(cctx, sctx, h);
+	if (identity != NULL)
+		assert_int_equal(dance_conn_set_identity(h->s, identity),
+			DANCE_OK);
+	return decide(h, want, text);
+}
+
+/* Source "identity", and the order of the legacy sources. */
+static void
+test_decide_identity(void **state)
+{
+	struct fx *f = *state;
+	struct dance_conn *c;
+	struct world w;
+	struct hs h;
+	SSL_CTX *cctx;
+
+	world_sources(&w, f, 0, NULL, "identity");
+	world_cache(&w, N_EE, DANCE_DNS_SECURE, 3, 1, 1, f->ee);
+	world_cache(&w, "x.clients.test", DANCE_DNS_NODATA, 0, 0, 0, NULL);
+	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 1);
+	/* No identity given. */
+	c = decide_identity(&h, cctx, w.sctx, NULL, DANCE_STATUS_NONE,
+		"NONE");
+	assert_int_equal(dance_conn_reason_code(c), DANCE_REASON_NO_NAME);
+	assert_non_null(strstr(dance_conn_reason(c), "identity: none"));
+	hs_free(&h);
+	/* An identity that is a name the allow-list admits. */
+	c = decide_identity(&h, cctx, w.sctx, "EE.clients.test",
+		DANCE_STATUS_SUCCESS, "SUCCESS");
+	assert_int_equal(dance_conn_source(c), DANCE_SRC_IDENTITY);
+	assert_string_equal(dance_conn_name(c), N_EE);
+	hs_free(&h);
+	/* Not a DNS name. */
+	c = decide_identity(&h, cctx, w.sctx, "user@corp",
+		DANCE_STATUS_NONE, "NONE");
+	assert_int_equal(dance_conn_reason_code(c), DANCE_REASON_NO_NAME);
+	assert_non_null(strstr(dance_conn_reason(c), "identity \"user@corp\""));
+	hs_free(&h);
+	/* A name outside the allow-list. */
+	c = decide_identity(&h, cctx, w.sctx, "ee.elsewhere.test",
+		DANCE_STATUS_NONE, "NONE");
+	assert_int_equal(dance_conn_reason_code(c), DANCE_REASON_NOT_ALLOWED);
+	hs_free(&h);
+	/* Identity before SAN: the identity's name, and its NODATA. */
+	w.cfg.sources.n = 2;
+	w.cfg.sources.src[0] = DANCE_SRC_IDENTITY;
+	w.cfg.sources.src[1] = DANCE_SRC_SAN;
+	world_rebuild(&w);
+	SSL_CTX_free(cctx);
+	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 1);
+	c = decide_identity(&h, cctx, w.sctx, "x.clients.test",
+		DANCE_STATUS_FAILED, "FAILED:nodata");
+	assert_string_equal(dance_conn_name(c), "x.clients.test");
+	hs_free(&h);
+	/* SAN before identity: the SAN's name. */
+	w.cfg.sources.src[0] = DANCE_SRC_SAN;
+	w.cfg.sources.src[1] = DANCE_SRC_IDENTITY;
+	world_rebuild(&w);
+	SSL_CTX_free(cctx);
+	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 1);
+	c = decide_identity(&h, cctx, w.sctx, "x.clients.test",
+		DANCE_STATUS_SUCCESS, "SUCCESS");
+	assert_int_equal(dance_conn_source(c), DANCE_SRC_SAN);
+	/* Without a server on the SSL_CTX, no identity can be set. */
+	assert_int_equal(dance_conn_set_identity(h.c, "x.clients.test"),
+		DANCE_ERR_CONFIG);
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	world_free(&w);
+}
+
+/* Event mode: PENDING, on_answer, then the verdict. */
+static void
+test_decide_pending(void **state)
+{
+	struct fx *f = *state;
+	struct dance_conn *c;
+	struct world w;
+	struct hs h;
+	SSL_CTX *cctx;
+	enum dance_reason r;
+
+	world_sources(&w, f, 1, "127.0.0.1@9", "extension san");
+	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 1);
+	handshake(cctx, w.sctx, &h);
+	assert_true(h.s_ok);
+	c = decide(&h, DANCE_STATUS_PENDING, "PENDING");
+	assert_true(dance_conn_waiting(c));
+	assert_string_equal(dance_conn_name(c), N_EE);
+	assert_int_equal(dance_conn_source(c), DANCE_SRC_SAN);
+	/* Asking again does not start a second lookup. */
+	decide(&h, DANCE_STATUS_PENDING, "PENDING");
+	world_wait_answers(&w, 1);
+	assert_false(dance_conn_waiting(c));
+	assert_int_equal(dance_conn_decide(h.s, NULL), DANCE_STATUS_FAILED);
+	r = dance_conn_reason_code(c);
+	assert_true(r >= DANCE_REASON_NXDOMAIN && r <= DANCE_REASON_DNS_ERROR);
+	assert_string_equal(dance_conn_status_text(c),
+		dance_status_text(DANCE_STATUS_FAILED, r));
+	assert_non_null(dance_conn_answer(c));
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	world_free(&w);
+}
+
+/* Waiting caps: per allow-list entry and global, no query over a cap. */
+static void
+test_decide_budget(void **state)
+{
+	struct fx *f = *state;
+	struct cspec s = { "ee2", "DNS:ee2.clients.test", 0, -1, 365, NULL,
+		NULL };
+	X509 *ee2 = mkcert(f->k_ee, &s);
+	struct dance_resolver_stats st;
+	struct dance_error e;
+	struct dance_conn *c;
+	struct world w;
+	struct hs h1, h2, h3;
+	SSL_CTX *c1, *c2, *c3;
+
+	world_sources(&w, f, 0, "127.0.0.1@9", "san");
+	assert_int_equal(dance_policy_add(w.policy, "other.example", &e),
+		DANCE_OK);
+	w.cfg.max_waiting_per_entry = 1;
+	world_rebuild(&w);
+	c1 = client_ctx(f->ee, f->k_ee, NULL, NULL, 1);
+	c2 = client_ctx(ee2, f->k_ee, NULL, NULL, 1);
+	c3 = client_ctx(f->other, f->k_other, NULL, NULL, 1);
+	handshake(c1, w.sctx, &h1);
+	handshake(c2, w.sctx, &h2);
+	handshake(c3, w.sctx, &h3);
+	decide(&h1, DANCE_STATUS_PENDING, "PENDING");
+	/* Same entry "*.clients.test": over its budget, no query. */
+	c = decide(&h2, DANCE_STATUS_FAILED, "FAILED:overload");
+	assert_non_null(strstr(dance_conn_reason(c),
+		"allow entry \"*.clients.test\" (per-entry cap)"));
+	/* Another entry has its own budget. */
+	c = decide(&h3, DANCE_STATUS_PENDING, "PENDING");
+	assert_string_equal(dance_conn_entry(c), "other.example");
+	dance_resolver_stats(w.res, &st);
+	assert_int_equal(st.queries, 2);
+	/* A freed connection gives its place back. */
+	hs_free(&h1);
+	handshake(c2, w.sctx, &h1);
+	decide(&h1, DANCE_STATUS_PENDING, "PENDING");
+	hs_free(&h1);
+	hs_free(&h2);
+	hs_free(&h3);
+	/* Global cap. */
+	w.cfg.max_waiting_per_entry = 0;
+	w.cfg.max_waiting = 1;
+	world_rebuild(&w);
+	handshake(c1, w.sctx, &h1);
+	handshake(c3, w.sctx, &h3);
+	decide(&h1, DANCE_STATUS_PENDING, "PENDING");
+	c = decide(&h3, DANCE_STATUS_FAILED, "FAILED:overload");
+	assert_non_null(strstr(dance_conn_reason(c), "(global cap)"));
+	hs_free(&h1);
+	hs_free(&h3);
+	SSL_CTX_free(c1);
+	SSL_CTX_free(c2);
+	SSL_CTX_free(c3);
+	X509_free(ee2);
+	world_free(&w);
+}
+
+/* From inside a verify callback (the FreeRADIUS way): the leaf comes
+ * from the X509_STORE_CTX, the SSL has no peer certificate yet. */
+static enum dance_status in_cb_status;
+
+static int
+deciding_verify_cb(int ok, X509_STORE_CTX *xs)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs,
+		SSL_get_ex_data_X509_STORE_CTX_idx());
+
+	if (X509_STORE_CTX_get_error_depth(xs) == 0 && ok == 0) {
+		in_cb_status = dance_conn_decide(ssl, xs);
+		return in_cb_status == DANCE_STATUS_SUCCESS;
+	}
+	return 1;
+}
+
+static void
+test_decide_in_verify_cb(void **state)
+{
+	struct fx *f = *state;
+	struct dance_error e;
+	struct dance_conn *c;
+	struct world w;
+	struct hs h;
+	SSL_CTX *cctx, *sctx;
+
+	world_sources(&w, f, 0, NULL, "san");
+	world_cache(&w, N_EE, DANCE_DNS_SECURE, 3, 1, 1, f->ee);
+	sctx = server_ctx(f);
+	assert_int_equal(dance_tls_server_attach(w.srv, sctx, 1, &e),
+		DANCE_OK);
+	SSL_CTX_set_verify(sctx, SSL_VERIFY_PEER, deciding_verify_cb);
+	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 1);
+	in_cb_status = DANCE_STATUS_NONE;
+	handshake(cctx, sctx, &h);
+	assert_int_equal(in_cb_status, DANCE_STATUS_SUCCESS);
+	assert_true(h.s_ok);
+	c = decide(&h, DANCE_STATUS_SUCCESS, "SUCCESS");
+	assert_int_equal(dance_conn_usage(c), 3);
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	/* The wrong key fails the handshake from the callback. */
+	cctx = client_ctx(f->other, f->k_other, NULL, NULL, 1);
+	world_cache(&w, "other.example", DANCE_DNS_SECURE, 3, 1, 1, f->ee);
+	assert_int_equal(dance_policy_add(w.policy, "other.example", &e),
+		DANCE_OK);
+	handshake(cctx, sctx, &h);
+	assert_int_equal(in_cb_status, DANCE_STATUS_FAILED);
+	assert_false(h.s_ok);
+	decide(&h, DANCE_STATUS_FAILED, "FAILED:nomatch");
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	SSL_CTX_free(sctx);
+	world_free(&w);
+}
+
+/* Threaded mode: the decision blocks for the lookup (bounded). */
+static void
+test_decide_threaded(void **state)
+{
+	struct fx *f = *state;
+	struct dance_resolver *res;
+	struct dance_error e;
+	struct dance_conn *c;
+	struct world w;
+	struct hs h;
+	SSL_CTX *cctx;
+
+	world_init(&w, f, 0, 0, NULL);
+	res = threaded_resolver(f);
+	w.cfg.resolver = res;
+	assert_int_equal(dance_name_sources_parse("identity",
+		&w.cfg.sources, &e), DANCE_OK);
+	w.cfg.max_waiting = 4;
+	world_rebuild(&w);
+	cctx = client_ctx(f->ee, f->k_ee, NULL, NULL, 1);
+	handshake(cctx, w.sctx, &h);
+	assert_int_equal(dance_conn_set_identity(h.s, N_EE), DANCE_OK);
+	assert_int_equal(dance_conn_decide(h.s, NULL), DANCE_STATUS_FAILED);
+	c = dance_conn_get(h.s);
+	assert_false(dance_conn_waiting(c));
+	assert_non_null(dance_conn_answer(c));
+	assert_true(dance_conn_reason_code(c) >= DANCE_REASON_NXDOMAIN &&
+		dance_conn_reason_code(c) <= DANCE_REASON_DNS_ERROR);
+	hs_free(&h);
+	SSL_CTX_free(cctx);
+	SSL_CTX_free(w.sctx);
+	w.sctx = NULL;
+	dance_tls_server_free(w.srv);
+	w.srv = NULL;
+	dance_resolver_free(res);
+	world_free(&w);
+}
+
+/* Unusable TLSA records are reported with their reason. */
+static void
+test_decide_tlsa_notes(void **state)
+{
+	struct fx *f = *state;
+	static const unsigned char junk[32];
+	struct dance_answer *a;
+	struct dance_conn *c;
+	struct world w;
+	struct hs h;
+	struct tans t;
+	SSL_CTX *cctx;
+	struct dance_match_result r;
+	int tls12;
+
+	ans_init(&t, N_EE, DANCE_DNS_SECURE, "");
+	ans_raw(&t, 3, 1, 9, junk, sizeof(junk));
+	ans_add(&t, 3, 1, 1, f->ee);
+	assert_int_equal(dance_match(f->m, &t.a, f->ee, NULL, &r), DANCE_OK);
+	assert_non_null(strstr(r.skipped, "3 1 9: "));
+	world_sources(&w, f, 1, NULL, "extension,san");
+	a = ans_owned(&t);
+	dance_resolver_cache_put(w.res, a);
+	dance_answer_unref(a);
+	/* In the handshake (armed) and after it (SAN name). */
+	for (tls12 = 0; tls12 <= 1; tls12++) {
+		cctx = client_ctx(f->ee, f->k_ee, NULL, tls12 ? NULL : N_EE,
+			tls12);
+		handshake(cctx, w.sctx, &h);
+		c = decide(&h, DANCE_STATUS_SUCCESS, "SUCCESS");
+		assert_non_null(strstr(dance_conn_tlsa_notes(c), "3 1 9: "));
+		assert_null(strstr(dance_conn_tlsa_notes(c), "3 1 1"));
+		hs_free(&h);
+		SSL_CTX_free(cctx);
+	}
+	world_free(&w);
+}
+
 int
 main(void)
 {
@@ -1939,6 +2599,7 @@ main(void)
 		cmocka_unit_test(test_not_secure),
 		cmocka_unit_test(test_matcher_new),
 		cmocka_unit_test(test_san_name),
+		cmocka_unit_test(test_san_cap),
 		cmocka_unit_test(test_tls_armed_success),
 		cmocka_unit_test(test_tls_armed_wrong_key),
 		cmocka_unit_test(test_tls_not_allowed),
@@ -1958,6 +2619,15 @@ main(void)
 		cmocka_unit_test(test_tls_client_no_name_no_ext),
 		cmocka_unit_test(test_tls_client_set_name_errors),
 		cmocka_unit_test(test_tls_config_errors),
+		cmocka_unit_test(test_decide_texts),
+		cmocka_unit_test(test_decide_extension),
+		cmocka_unit_test(test_decide_san),
+		cmocka_unit_test(test_decide_identity),
+		cmocka_unit_test(test_decide_pending),
+		cmocka_unit_test(test_decide_budget),
+		cmocka_unit_test(test_decide_in_verify_cb),
+		cmocka_unit_test(test_decide_threaded),
+		cmocka_unit_test(test_decide_tlsa_notes),
 	};
 
 	return cmocka_run_group_tests(tests, fx_setup, fx_teardown);

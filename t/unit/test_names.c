@@ -279,10 +279,35 @@ test_str_lower(void **state)
 	assert_string_equal(s, "abc.xyz_09-@[`{\xc3\x9c");
 }
 
+/* Client bytes for logs: no control octet, no line break, no quote
+ * survives, and a cut never splits an escape. */
+static void
+test_escape(void **state)
+{
+	char out[32];
+
+	(void)state;
+	assert_string_equal(dance_escape("alice@example.com", 17, out,
+		sizeof(out)), "alice@example.com");
+	assert_string_equal(dance_escape("a\nb\"c\\\x1b[31m", 11, out,
+		sizeof(out)), "a\\x0ab\\\"c\\\\\\x1b[31m");
+	assert_string_equal(dance_escape("\xc3\xa9\0z", 4, out, sizeof(out)),
+		"\\xc3\\xa9\\x00z");
+	/* 40 octets into 16: 12 kept, then "..." */
+	assert_string_equal(dance_escape("0123456789012345678901234567890123456789",
+		40, out, 16), "012345678901...");
+	/* the cut falls before an escape, not inside it */
+	assert_string_equal(dance_escape("abcdefghij\x01\x02\x03", 13, out,
+		16), "abcdefghij...");
+	assert_string_equal(dance_escape("abc", 3, out, 4), "abc");
+	assert_string_equal(dance_escape("abcd", 4, out, 4), "...");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_plain),
 		cmocka_unit_test(test_uppercase),
 		cmocka_unit_test(test_underscore),

@@ -293,7 +293,7 @@ static void
 test_regex(void **state)
 {
 	const char *e[] = { "~^dev[0-9]+\\.example\\.com$",
-		"~\\.lab\\.example$", NULL };
+		"~^([a-z0-9-]+\\.)+lab\\.example$", NULL };
 	struct dance_policy *p = policy_of(e);
 
 	(void)state;
@@ -305,7 +305,7 @@ test_regex(void **state)
 	denied(p, "devx.example.com");
 	denied(p, "dev1.example.com.evil");
 	denied(p, "xdev1.example.com");
-	/* Unanchored at the start: anything ending in .lab.example. */
+	/* Anything below lab.example. */
 	allowed(p, "a.b.lab.example");
 	denied(p, "lab.example");
 	dance_policy_free(p);
@@ -350,12 +350,78 @@ test_bad_regex(void **state)
 	dance_policy_free(p);
 }
 
+/* Patterns that cannot mean what their author meant are refused. */
+static void
+test_regex_rules(void **state)
+{
+	const char *ok[] = { "~^(?<Dev>dev)\\d+\\z", "~(?i)^Dev[0-9]+$",
+		"~^\\p{Ll}+$", "~^a\\.b$", "~(*LIMIT_MATCH=100)^a$", NULL };
+	struct dance_policy *p = dance_policy_new();
+	struct dance_error err;
+	size_t i;
+
+	(void)state;
+	for (i = 0; ok[i] != NULL; i++)
+		assert_int_equal(dance_policy_add(p, ok[i], &err), DANCE_OK);
+	/* Not anchored at both ends: would allow dev1.example.evil. */
+	assert_int_equal(dance_policy_add(p, "~dev[0-9]+", &err),
+		DANCE_ERR_CONFIG);
+	assert_non_null(strstr(err.reason, "anchored at both ends"));
+	assert_int_equal(dance_policy_add(p, "~^dev[0-9]+", &err),
+		DANCE_ERR_CONFIG);
+	assert_int_equal(dance_policy_add(p, "~dev[0-9]+$", &err),
+		DANCE_ERR_CONFIG);
+	assert_int_equal(dance_policy_add(p, "~^dev\\$", &err),
+		DANCE_ERR_CONFIG);
+	/* Upper case can never match a lower-cased name. */
+	assert_int_equal(dance_policy_add(p, "~^Dev[0-9]+$", &err),
+		DANCE_ERR_CONFIG);
+	assert_non_null(strstr(err.reason, "upper-case 'D' at offset 1"));
+	assert_int_equal(dance_policy_add(p, "~^\\Qa.B\\E$", &err),
+		DANCE_ERR_CONFIG);
+	assert_int_equal(dance_policy_count(p), 5);
+	dance_policy_free(p);
+
+	/* Matched against the whole name, whatever the alternation. */
+	p = dance_policy_new();
+	assert_int_equal(dance_policy_add(p, "~^a|^b$", &err), DANCE_OK);
+	allowed(p, "a");
+	allowed(p, "b");
+	denied(p, "ab");
+	denied(p, "a.evil");
+	dance_policy_free(p);
+}
+
+/* A backtracking pattern stops at the match limit: not allowed, and
+ * said so, instead of PCRE2's 10 million steps per check. */
+static void
+test_regex_limit(void **state)
+{
+	const char *e[] = {
+		"~^([a-z0-9]+-?)+\\.devices\\.example\\.com$", NULL };
+	struct dance_policy *p = policy_of(e);
+	struct dance_error err;
+	char name[DANCE_NAME_MAX + 1];
+
+	(void)state;
+	memset(name, 'a', 60);
+	strcpy(name + 60, ".devices.example.con");
+	assert_int_equal(dance_policy_check(p, name, &err),
+		DANCE_ERR_NOT_ALLOWED);
+	assert_non_null(strstr(err.reason, "match limit"));
+	/* The same pattern still works for the names it is meant for. */
+	strcpy(name + 60, ".devices.example.com");
+	allowed(p, name);
+	allowed(p, "cam-7.devices.example.com");
+	dance_policy_free(p);
+}
+
 static void
 test_match_exact_first(void **state)
 {
 	/* Exact beats every subtree form of the same or a parent name,
 	 * whatever the order of adding. */
-	const char *e[] = { ".example.com", "*.example.com", "~^dev",
+	const char *e[] = { ".example.com", "*.example.com", "~^dev.*$",
 		"dev1.example.com", ".dev1.example.com", NULL };
 	struct dance_policy *p = policy_of(e);
 
@@ -374,8 +440,8 @@ static void
 test_match_longest_subtree(void **state)
 {
 	const char *fwd[] = { ".example.com", ".b.example.com",
-		"*.c.b.example.com", "~.", NULL };
-	const char *rev[] = { "~.", "*.c.b.example.com", ".b.example.com",
+		"*.c.b.example.com", "~^.+$", NULL };
+	const char *rev[] = { "~^.+$", "*.c.b.example.com", ".b.example.com",
 		".example.com", NULL };
 	const char *const *lists[] = { fwd, rev };
 	struct dance_policy *p;
@@ -393,7 +459,7 @@ test_match_longest_subtree(void **state)
 		matched(p, "q.example.com", ".example.com");
 		matched(p, "example.com", ".example.com");
 		/* Outside every name entry: the regex. */
-		matched(p, "other.org", "~.");
+		matched(p, "other.org", "~^.+$");
 		/* One entry, one pointer: a per-entry budget can compare
 		 * pointers. */
 		e1 = matched(p, "d1.b.example.com", ".b.example.com");
@@ -406,18 +472,18 @@ test_match_longest_subtree(void **state)
 static void
 test_match_regex(void **state)
 {
-	const char *e[] = { "~^dev[0-9]+\\.lab$", "~\\.lab$", "~^DEV",
+	const char *e[] = { "~^dev[0-9]+\\.lab$", "~^.*\\.lab$", "~(?i)^DEV[0-9]+\\.LAB$",
 		".name.lab", NULL };
 	struct dance_policy *p = policy_of(e);
 
 	(void)state;
 	/* Regexes in the order added: the first that matches. */
 	matched(p, "dev1.lab", "~^dev[0-9]+\\.lab$");
-	matched(p, "devx.lab", "~\\.lab$");
+	matched(p, "devx.lab", "~^.*\\.lab$");
 	/* Name entries come before any regex. */
 	matched(p, "dev1.name.lab", ".name.lab");
-	/* A pattern is reported as written; the name is lower-cased
-	 * before matching, so "~^DEV" never matches. */
+	/* A pattern is reported as written, and the name is lower-cased
+	 * before matching. */
 	matched(p, "DEV7.LAB", "~^dev[0-9]+\\.lab$");
 	denied(p, "dev7.org");
 	dance_policy_free(p);
@@ -661,6 +727,8 @@ main(void)
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_regex),
 		cmocka_unit_test(test_regex_mixed),
+		cmocka_unit_test(test_regex_rules),
+		cmocka_unit_test(test_regex_limit),
 		cmocka_unit_test(test_bad_regex),
 		cmocka_unit_test(test_match_exact_first),
 		cmocka_unit_test(test_match_longest_subtree),
