@@ -24,8 +24,6 @@
 
 struct eap_dance {
 	/* copies: a config reload (SIGHUP) frees hostapd's configuration */
-	enum eap_dance_source sources[EAP_DANCE_MAX_SOURCES];
-	size_t num_sources;
 	int require;
 	struct dance_policy *policy;
 	struct dance_resolver *resolver;
@@ -40,24 +38,23 @@ struct eap_dance {
 struct eap_dance_session {
 	struct eap_dance *d;
 	void *session_ctx;
-	enum { SESS_START, SESS_CONN_WAIT, SESS_LOOKUP_WAIT, SESS_DONE } state;
+	enum { SESS_START, SESS_WAIT, SESS_DONE } state;
 	enum eap_dance_result result;
-	enum eap_dance_source source;
-	char name[DANCE_NAME_MAX + 1];
-	struct dance_lookup *lookup;
-	struct dance_answer *answer;
 };
 
 
-static const char * eap_dance_source_txt(enum eap_dance_source src)
+/* hostapd's names of the core's name sources, as dance_name_source */
+static const char * eap_dance_source_txt(enum dance_name_source src)
 {
 	switch (src) {
-	case EAP_DANCE_SRC_EXT:
+	case DANCE_SRC_EXTENSION:
 		return "ext";
-	case EAP_DANCE_SRC_SAN:
+	case DANCE_SRC_SAN:
 		return "san";
-	case EAP_DANCE_SRC_IDENTITY:
+	case DANCE_SRC_IDENTITY:
 		return "identity";
+	case DANCE_SRC_NONE:
+		break;
 	}
 	return "?";
 }
@@ -98,54 +95,6 @@ static void eap_dance_strv_free(char **list)
 }
 
 
-static int eap_dance_parse_sources(struct eap_dance_config *conf,
-				   const char *value, int line)
-{
-	char *buf, *pos, *tok, *ctx = NULL;
-	size_t n = 0, i;
-	enum eap_dance_source src;
-
-	buf = os_strdup(value);
-	if (!buf)
-		return -1;
-	pos = buf;
-	while ((tok = str_token(pos, ", ", &ctx))) {
-		if (os_strcmp(tok, "ext") == 0) {
-			src = EAP_DANCE_SRC_EXT;
-		} else if (os_strcmp(tok, "san") == 0) {
-			src = EAP_DANCE_SRC_SAN;
-		} else if (os_strcmp(tok, "identity") == 0) {
-			src = EAP_DANCE_SRC_IDENTITY;
-		} else {
-			wpa_printf(MSG_ERROR,
-				   "Line %d: unknown dance_name_source '%s' (ext, san, identity)",
-				   line, tok);
-			os_free(buf);
-			return -1;
-		}
-		for (i = 0; i < n; i++) {
-			if (conf->sources[i] == src)
-				break;
-		}
-		if (i < n || n >= EAP_DANCE_MAX_SOURCES) {
-			wpa_printf(MSG_ERROR,
-				   "Line %d: dance_name_source '%s' repeated",
-				   line, tok);
-			os_free(buf);
-			return -1;
-		}
-		conf->sources[n++] = src;
-	}
-	os_free(buf);
-	if (!n) {
-		wpa_printf(MSG_ERROR, "Line %d: empty dance_name_source", line);
-		return -1;
-	}
-	conf->num_sources = n;
-	return 0;
-}
-
-
 static struct eap_dance_config * eap_dance_config_alloc(void)
 {
 	struct eap_dance_config *conf;
@@ -154,8 +103,6 @@ static struct eap_dance_config * eap_dance_config_alloc(void)
 	if (!conf)
 		return NULL;
 	conf->require = 1;
-	conf->sources[0] = EAP_DANCE_SRC_EXT;
-	conf->num_sources = 1;
 	conf->timeout_ms = 3000;
 	conf->cache_size = -1;
 	conf->ext_type = DANCE_EXT_TYPE_DEFAULT;
@@ -206,7 +153,18 @@ int eap_dance_config_set(struct eap_dance_config **confp, const char *name,
 		conf->allow_file = os_strdup(value);
 		ret = conf->allow_file ? 0 : -1;
 	} else if (os_strcmp(name, "dance_name_source") == 0) {
-		return eap_dance_parse_sources(conf, value, line);
+		struct dance_name_sources src;
+		struct dance_error err;
+
+		/* the core's parser, again in eap_dance_init() */
+		if (dance_name_sources_parse(value, &src, &err) != DANCE_OK) {
+			wpa_printf(MSG_ERROR, "Line %d: dance_name_source: %s",
+				   line, err.reason);
+			return -1;
+		}
+		os_free(conf->name_sources);
+		conf->name_sources = os_strdup(value);
+		ret = conf->name_sources ? 0 : -1;
 	} else if (os_strcmp(name, "dance_trust_anchor_file") == 0) {
 		ret = eap_dance_strv_add(&conf->trust_anchor, value);
 	} else if (os_strcmp(name, "dance_trust_ad") == 0) {
@@ -284,6 +242,7 @@ void eap_dance_config_free(struct eap_dance_config *conf)
 		return;
 	eap_dance_strv_free(conf->allow);
 	os_free(conf->allow_file);
+	os_free(conf->name_sources);
 	eap_dance_strv_free(conf->trust_anchor);
 	eap_dance_strv_free(conf->forwarder);
 	os_free(conf->tls_ca_file);
@@ -333,9 +292,9 @@ static void eap_dance_timeout(void *eloop_ctx, void *user_ctx)
 static void eap_dance_conn_answer(SSL *ssl, struct dance_conn *c, void *arg)
 {
 	struct eap_dance *d = arg;
-	struct eap_dance_session *sess = c->host_data;
+	struct eap_dance_session *sess = dance_conn_host_data(c);
 
-	if (sess && sess->state == SESS_CONN_WAIT)
+	if (sess && sess->state == SESS_WAIT)
 		d->complete_cb(d->ctx, sess->session_ctx);
 }
 
@@ -476,8 +435,6 @@ void * eap_dance_init(const struct eap_dance_config *conf,
 	d = os_zalloc(sizeof(*d));
 	if (!d)
 		return NULL;
-	os_memcpy(d->sources, conf->sources, sizeof(d->sources));
-	d->num_sources = conf->num_sources;
 	d->require = conf->require;
 	d->fd = -1;
 	d->complete_cb = complete_cb;
@@ -499,6 +456,13 @@ void * eap_dance_init(const struct eap_dance_config *conf,
 	d->srv_cfg.policy = d->policy;
 	d->srv_cfg.resolver = d->resolver;
 	d->srv_cfg.matcher = d->matcher;
+	if (conf->name_sources &&
+	    dance_name_sources_parse(conf->name_sources, &d->srv_cfg.sources,
+				     &err) != DANCE_OK) {
+		wpa_printf(MSG_ERROR, "DANCE: dance_name_source: %s",
+			   err.reason);
+		goto fail;
+	}
 	/* The EAP method decides and logs; the handshake completes. */
 	d->srv_cfg.required = 0;
 	/* Query only after the handshake proved possession of the key. */
@@ -565,195 +529,85 @@ void eap_dance_session_free(struct eap_dance_session *sess)
 {
 	if (!sess)
 		return;
-	if (sess->lookup)
-		dance_lookup_cancel(sess->lookup);
-	if (sess->answer)
-		dance_answer_unref(sess->answer);
 	os_free(sess);
 }
 
 
-static enum eap_dance_result eap_dance_fail(struct eap_dance_session *sess,
-					    const char *reason)
+static enum eap_dance_result eap_dance_done(struct eap_dance_session *sess,
+					    enum eap_dance_result result)
 {
-	if (sess->name[0])
-		wpa_printf(MSG_INFO, "DANCE: client '%s' (%s) rejected: %s",
-			   sess->name, eap_dance_source_txt(sess->source),
-			   reason);
+	sess->state = SESS_DONE;
+	sess->result = result;
+	return result;
+}
+
+
+/* One log line per decision: the name, where it came from, the outcome */
+static enum eap_dance_result eap_dance_fail(struct eap_dance_session *sess,
+					    const struct dance_conn *c,
+					    const char *why)
+{
+	const char *name = dance_conn_name(c);
+
+	if (name[0])
+		wpa_printf(MSG_INFO, "DANCE: client '%s' (%s) rejected: %s (%s)",
+			   name, eap_dance_source_txt(dance_conn_source(c)),
+			   dance_reason_str(dance_conn_reason_code(c)), why);
 	else
 		wpa_printf(MSG_INFO,
-			   "DANCE: client without a name rejected: %s",
-			   reason);
-	sess->state = SESS_DONE;
-	sess->result = EAP_DANCE_FAILURE;
-	return sess->result;
+			   "DANCE: client without a name rejected: %s", why);
+	return eap_dance_done(sess, EAP_DANCE_FAILURE);
 }
 
 
-static enum eap_dance_result eap_dance_ok(struct eap_dance_session *sess,
-					  int usage)
-{
-	wpa_printf(MSG_INFO,
-		   "DANCE: client '%s' (%s) authenticated by TLSA usage %d",
-		   sess->name, eap_dance_source_txt(sess->source), usage);
-	sess->state = SESS_DONE;
-	sess->result = EAP_DANCE_SUCCESS;
-	return sess->result;
-}
-
-
-static void eap_dance_lookup_cb(void *arg, struct dance_answer *a)
-{
-	struct eap_dance_session *sess = arg;
-
-	sess->lookup = NULL;
-	dance_answer_ref(a);
-	sess->answer = a;
-	/* a synchronous answer (cache, overload) needs no replay */
-	if (sess->state == SESS_LOOKUP_WAIT)
-		sess->d->complete_cb(sess->d->ctx, sess->session_ctx);
-}
-
-
-static enum eap_dance_result
-eap_dance_lookup_done(struct eap_dance_session *sess, void *tls_ctx,
-		      struct tls_connection *conn)
-{
-	struct dance_answer *a = sess->answer;
-	struct dance_match_result res;
-	char reason[300];
-
-	if (a->status != DANCE_DNS_SECURE || a->n == 0) {
-		os_snprintf(reason, sizeof(reason), "TLSA lookup: %s%s%s",
-			    dance_dns_status_str(a->status),
-			    a->why[0] ? ": " : "", a->why);
-		return eap_dance_fail(sess, reason);
-	}
-	os_memset(&res, 0, sizeof(res));
-	if (tls_connection_dance_match(tls_ctx, conn, sess->d->matcher, a,
-				       &res) < 0)
-		return eap_dance_fail(sess, res.reason[0] ? res.reason :
-				      "TLSA records do not match");
-	return eap_dance_ok(sess, res.usage);
-}
-
-
-/* SAN or EAP identity: allow-list, then our own lookup and match. */
-static enum eap_dance_result
-eap_dance_lookup(struct eap_dance_session *sess, void *tls_ctx,
-		 struct tls_connection *conn)
-{
-	struct eap_dance *d = sess->d;
-	struct dance_error err;
-	int done = 0;
-
-	if (dance_policy_check(d->policy, sess->name, &err) != DANCE_OK)
-		return eap_dance_fail(sess, err.reason);
-	sess->lookup = dance_resolver_lookup(d->resolver, sess->name,
-					     eap_dance_lookup_cb, sess, &done);
-	eap_dance_schedule(d);
-	if (sess->answer)
-		return eap_dance_lookup_done(sess, tls_ctx, conn);
-	if (!sess->lookup)
-		return eap_dance_fail(sess, "cannot start TLSA lookup");
-	wpa_printf(MSG_DEBUG, "DANCE: TLSA lookup for '%s' pending",
-		   sess->name);
-	sess->state = SESS_LOOKUP_WAIT;
-	return EAP_DANCE_PENDING;
-}
-
-
-static enum eap_dance_result
-eap_dance_conn_done(struct eap_dance_session *sess, void *tls_ctx,
-		    struct tls_connection *conn)
+/*
+ * The decision is the core's (dance_conn_decide(): name sources,
+ * allow-list before any query, lookup, match); hostapd only maps it onto
+ * the EAP method and the dance_require=0 PKIX fallback.
+ */
+static enum eap_dance_result eap_dance_decide(struct eap_dance_session *sess,
+					      void *tls_ctx,
+					      struct tls_connection *conn,
+					      const char *identity)
 {
 	struct dance_conn *c = NULL;
+	const char *tlsa;
+	enum dance_status st;
 
-	if (tls_connection_dance_verdict(tls_ctx, conn, &c) == 0 && c)
-		return eap_dance_ok(sess, c->usage);
-	return eap_dance_fail(sess, c && c->reason[0] ? c->reason :
-			      "DANE verification failed");
-}
-
-
-/* dane_clientid: libdance's connection state drives the lookup. */
-static enum eap_dance_result
-eap_dance_ext(struct eap_dance_session *sess, void *tls_ctx,
-	      struct tls_connection *conn, struct dance_conn *c)
-{
-	struct dance_error err;
-	char reason[256];
-
-	if (c->state == DANCE_CONN_REJECTED)
-		return eap_dance_fail(sess, c->reason);
-	/* the extension parser checked it already; zero queries else */
-	if (dance_policy_check(sess->d->policy, sess->name, &err) != DANCE_OK)
-		return eap_dance_fail(sess, err.reason);
-	if (c->state != DANCE_CONN_PENDING)
-		return eap_dance_conn_done(sess, tls_ctx, conn);
-
-	c->host_data = sess;
-	if (tls_connection_dance_resolve(tls_ctx, conn, reason,
-					 sizeof(reason)) < 0)
-		return eap_dance_fail(sess, reason);
-	eap_dance_schedule(sess->d);
-	if (c->state != DANCE_CONN_PENDING)
-		return eap_dance_conn_done(sess, tls_ctx, conn);
-	wpa_printf(MSG_DEBUG, "DANCE: TLSA lookup for '%s' pending",
-		   sess->name);
-	sess->state = SESS_CONN_WAIT;
-	return EAP_DANCE_PENDING;
-}
-
-
-static enum eap_dance_result
-eap_dance_start(struct eap_dance_session *sess, void *tls_ctx,
-		struct tls_connection *conn, const u8 *identity,
-		size_t identity_len)
-{
-	struct eap_dance *d = sess->d;
-	struct dance_conn *c = tls_connection_dance_conn(tls_ctx, conn);
-	struct dance_error err;
-	size_t i;
-
-	for (i = 0; i < d->num_sources; i++) {
-		sess->source = d->sources[i];
-		switch (sess->source) {
-		case EAP_DANCE_SRC_EXT:
-			if (!c)
-				break;
-			os_strlcpy(sess->name, c->name, sizeof(sess->name));
-			return eap_dance_ext(sess, tls_ctx, conn, c);
-		case EAP_DANCE_SRC_SAN:
-			if (tls_connection_dance_san_name(tls_ctx, conn,
-							  d->policy,
-							  sess->name,
-							  sizeof(sess->name))
-			    < 0)
-				break;
-			return eap_dance_lookup(sess, tls_ctx, conn);
-		case EAP_DANCE_SRC_IDENTITY:
-			if (!identity || !identity_len ||
-			    dance_name_check((const char *) identity,
-					     identity_len, 0, sess->name,
-					     &err) != DANCE_OK)
-				break;
-			return eap_dance_lookup(sess, tls_ctx, conn);
-		}
+	st = tls_connection_dance_decide(tls_ctx, conn, identity, &c);
+	switch (st) {
+	case DANCE_STATUS_PENDING:
+		dance_conn_set_host_data(c, sess);
+		if (sess->state != SESS_WAIT)
+			wpa_printf(MSG_DEBUG,
+				   "DANCE: TLSA lookup for '%s' pending",
+				   dance_conn_name(c));
+		sess->state = SESS_WAIT;
+		return EAP_DANCE_PENDING;
+	case DANCE_STATUS_SUCCESS:
+		wpa_printf(MSG_INFO,
+			   "DANCE: client '%s' (%s) authenticated by TLSA usage %d",
+			   dance_conn_name(c),
+			   eap_dance_source_txt(dance_conn_source(c)),
+			   dance_conn_usage(c));
+		return eap_dance_done(sess, EAP_DANCE_SUCCESS);
+	case DANCE_STATUS_FAILED:
+		tlsa = dance_conn_tlsa_notes(c);
+		if (tlsa[0])
+			wpa_printf(MSG_INFO, "DANCE: unusable TLSA records: %s",
+				   tlsa);
+		return eap_dance_fail(sess, c, dance_conn_reason(c));
+	case DANCE_STATUS_NONE:
+		break;
 	}
 
-	sess->name[0] = '\0';
-	if (c)
-		return eap_dance_fail(sess,
-				      "dane_clientid sent but 'ext' is not a configured dance_name_source");
-	if (!d->require && tls_connection_dance_pkix_ok(tls_ctx, conn)) {
+	/* no DNS name from any configured source: not a DANCE client */
+	if (!sess->d->require && tls_connection_dance_pkix_ok(tls_ctx, conn)) {
 		wpa_printf(MSG_DEBUG,
 			   "DANCE: no client name - PKIX-validated certificate accepted (dance_require=0)");
-		sess->state = SESS_DONE;
-		sess->result = EAP_DANCE_SUCCESS;
-		return sess->result;
+		return eap_dance_done(sess, EAP_DANCE_SUCCESS);
 	}
-	return eap_dance_fail(sess, d->require ?
+	return eap_dance_fail(sess, NULL, sess->d->require ?
 			      "no DNS name from the configured name sources" :
 			      "no DNS name and the certificate chain is not trusted");
 }
@@ -764,11 +618,10 @@ void eap_dance_handshake_failed(struct eap_dance_session *sess,
 {
 	struct dance_conn *c = tls_connection_dance_conn(tls_ctx, conn);
 
-	if (sess->state != SESS_START || !c || c->state != DANCE_CONN_REJECTED)
+	if (sess->state != SESS_START ||
+	    dance_conn_state(c) != DANCE_CONN_REJECTED)
 		return;
-	sess->source = EAP_DANCE_SRC_EXT;
-	os_strlcpy(sess->name, c->name, sizeof(sess->name));
-	eap_dance_fail(sess, c->reason);
+	eap_dance_fail(sess, c, dance_conn_reason(c));
 }
 
 
@@ -777,21 +630,28 @@ enum eap_dance_result eap_dance_check(struct eap_dance_session *sess,
 				      struct tls_connection *conn,
 				      const u8 *identity, size_t identity_len)
 {
-	struct dance_conn *c;
+	char id[DANCE_NAME_MAX + 1];
+	const char *cand = NULL;
+	enum eap_dance_result res;
 
 	switch (sess->state) {
 	case SESS_START:
-		return eap_dance_start(sess, tls_ctx, conn, identity,
-				       identity_len);
-	case SESS_CONN_WAIT:
-		c = tls_connection_dance_conn(tls_ctx, conn);
-		if (c && c->state == DANCE_CONN_PENDING)
-			return EAP_DANCE_PENDING;
-		return eap_dance_conn_done(sess, tls_ctx, conn);
-	case SESS_LOOKUP_WAIT:
-		if (!sess->answer)
-			return EAP_DANCE_PENDING;
-		return eap_dance_lookup_done(sess, tls_ctx, conn);
+		/*
+		 * The EAP identity is only a candidate name (the core checks
+		 * it like any other); one with a NUL or longer than any DNS
+		 * name cannot be one.
+		 */
+		if (identity && identity_len && identity_len < sizeof(id) &&
+		    !memchr(identity, '\0', identity_len)) {
+			os_memcpy(id, identity, identity_len);
+			id[identity_len] = '\0';
+			cand = id;
+		}
+		/* fall through */
+	case SESS_WAIT:
+		res = eap_dance_decide(sess, tls_ctx, conn, cand);
+		eap_dance_schedule(sess->d);
+		return res;
 	case SESS_DONE:
 		break;
 	}

@@ -11,15 +11,6 @@
 
 struct tls_connection;
 
-/* Where the DNS name of a client comes from, in configured order. */
-enum eap_dance_source {
-	EAP_DANCE_SRC_EXT,	/* dane_clientid TLS extension (TLS 1.3) */
-	EAP_DANCE_SRC_SAN,	/* first allowed SAN dNSName of the cert */
-	EAP_DANCE_SRC_IDENTITY,	/* EAP-Response/Identity */
-};
-
-#define EAP_DANCE_MAX_SOURCES 3
-
 /**
  * struct eap_dance_config - DANCE settings of a BSS (dance_* keys)
  */
@@ -28,8 +19,9 @@ struct eap_dance_config {
 	int require;		/* 1: every EAP-TLS client needs DANE */
 	char **allow;		/* allow-list entries, NULL-terminated */
 	char *allow_file;
-	enum eap_dance_source sources[EAP_DANCE_MAX_SOURCES];
-	size_t num_sources;
+	/* where client names come from, in order ("ext,san,identity");
+	 * NULL: dane_clientid only */
+	char *name_sources;
 	char **trust_anchor;	/* trust anchor files, NULL-terminated */
 	int trust_ad;
 	char **forwarder;	/* NULL-terminated */
