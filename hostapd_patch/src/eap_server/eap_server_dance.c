@@ -85,6 +85,14 @@ static int eap_dance_strv_add(char ***list, const char *val)
 }
 
 
+static int eap_dance_str_set(char **dst, const char *val)
+{
+	os_free(*dst);
+	*dst = os_strdup(val);
+	return *dst ? 0 : -1;
+}
+
+
 static void eap_dance_strv_free(char **list)
 {
 	size_t i;
@@ -149,9 +157,7 @@ int eap_dance_config_set(struct eap_dance_config **confp, const char *name,
 	} else if (os_strcmp(name, "dance_allow") == 0) {
 		ret = eap_dance_strv_add(&conf->allow, value);
 	} else if (os_strcmp(name, "dance_allow_file") == 0) {
-		os_free(conf->allow_file);
-		conf->allow_file = os_strdup(value);
-		ret = conf->allow_file ? 0 : -1;
+		ret = eap_dance_str_set(&conf->allow_file, value);
 	} else if (os_strcmp(name, "dance_name_source") == 0) {
 		struct dance_name_sources src;
 		struct dance_error err;
@@ -162,9 +168,7 @@ int eap_dance_config_set(struct eap_dance_config **confp, const char *name,
 				   line, err.reason);
 			return -1;
 		}
-		os_free(conf->name_sources);
-		conf->name_sources = os_strdup(value);
-		ret = conf->name_sources ? 0 : -1;
+		ret = eap_dance_str_set(&conf->name_sources, value);
 	} else if (os_strcmp(name, "dance_trust_anchor_file") == 0) {
 		ret = eap_dance_strv_add(&conf->trust_anchor, value);
 	} else if (os_strcmp(name, "dance_trust_ad") == 0) {
@@ -176,17 +180,11 @@ int eap_dance_config_set(struct eap_dance_config **confp, const char *name,
 		ret = eap_dance_uint(value, 0, 1, &v);
 		conf->forward_tls = v;
 	} else if (os_strcmp(name, "dance_tls_ca_file") == 0) {
-		os_free(conf->tls_ca_file);
-		conf->tls_ca_file = os_strdup(value);
-		ret = conf->tls_ca_file ? 0 : -1;
+		ret = eap_dance_str_set(&conf->tls_ca_file, value);
 	} else if (os_strcmp(name, "dance_unbound_conf") == 0) {
-		os_free(conf->unbound_conf);
-		conf->unbound_conf = os_strdup(value);
-		ret = conf->unbound_conf ? 0 : -1;
+		ret = eap_dance_str_set(&conf->unbound_conf, value);
 	} else if (os_strcmp(name, "dance_ca_file") == 0) {
-		os_free(conf->ca_file);
-		conf->ca_file = os_strdup(value);
-		ret = conf->ca_file ? 0 : -1;
+		ret = eap_dance_str_set(&conf->ca_file, value);
 	} else if (os_strcmp(name, "dance_timeout") == 0) {
 		ret = eap_dance_uint(value, 1, 600000, &conf->timeout_ms);
 	} else if (os_strcmp(name, "dance_max_pending") == 0) {
