@@ -82,6 +82,16 @@ unpack_hostap() {
 	if [ -d "$HOSTAP" ]; then
 		cp -a "$HOSTAP" "$orig"
 	else
+		# a SHA256SUMS next to the tarball (../shared/upstream) must
+		# vouch for it
+		sums=$(dirname "$HOSTAP")/SHA256SUMS
+		if [ -f "$sums" ] &&
+		    grep -q " \*\{0,1\}$(basename "$HOSTAP")\$" "$sums"; then
+			(cd "$(dirname "$HOSTAP")" &&
+			    grep " \*\{0,1\}$(basename "$HOSTAP")\$" SHA256SUMS |
+			    sha256sum -c --quiet -) ||
+				die "$HOSTAP does not match $sums"
+		fi
 		tmp=$work/unpack.$$
 		rm -rf "$tmp" && mkdir -p "$tmp"
 		tar -xf "$HOSTAP" -C "$tmp" || die "cannot unpack $HOSTAP"
