@@ -17,6 +17,9 @@ WARN      = -Wall -Wextra -Wno-unused-parameter
 CPPFLAGS += -Icommon/include -D_GNU_SOURCE
 LIBS      = -lunbound -lpcre2-8 -lssl -lcrypto -lpthread
 FUZZ_SECONDS ?= 20
+# Upstream release tarballs (offline copies), for testing newer hosts.
+UPSTREAM ?= ../shared/upstream
+FREERADIUS_TARBALL ?= $(UPSTREAM)/freeradius-server-3.2.10.tar.gz
 
 LIB_SRC   = $(wildcard common/src/*.c)
 LIB_OBJ   = $(LIB_SRC:common/src/%.c=$(BUILD)/obj/%.o)
@@ -98,15 +101,22 @@ fuzz:
 nginx: all
 	@BUILD=$(abspath $(BUILD)) sh ngx_dance_module/build.sh
 
+# rlm_dance for Debian's FreeRADIUS, and for FREERADIUS_TARBALL (built
+# once into $(BUILD)/freeradius-X.Y.Z/) when it is there.
 freeradius: all
 	@BUILD=$(abspath $(BUILD)) sh freeradius_module/build.sh
+	@if [ -f "$(FREERADIUS_TARBALL)" ]; then \
+		BUILD=$(abspath $(BUILD)) FR_TARBALL=$(abspath $(FREERADIUS_TARBALL)) sh freeradius_module/build.sh; \
+	else \
+		echo "freeradius: $(FREERADIUS_TARBALL) not found, rlm_dance not built for it (set UPSTREAM= or FREERADIUS_TARBALL=)"; \
+	fi
 
 hostapd: all
 	@BUILD=$(abspath $(BUILD)) HOSTAP="$(HOSTAP)" sh hostapd_patch/build.sh
 
-# hostap 2.11 and main from ../shared/upstream (each into
+# hostap 2.11 and main from $(UPSTREAM) (each into
 # $(BUILD)/hostapd-<version>/, built once); t/hostapd_upstream.sh tests them.
-HOSTAP_UPSTREAM ?= $(wildcard ../shared/upstream/hostap-*.tar.gz)
+HOSTAP_UPSTREAM ?= $(wildcard $(UPSTREAM)/hostap-*.tar.gz)
 hostapd-upstream: all
 	@for t in $(abspath $(HOSTAP_UPSTREAM)); do \
 		BUILD=$(abspath $(BUILD)) HOSTAP=$$t sh hostapd_patch/build.sh || exit 1; \

@@ -7,7 +7,7 @@ nsd ldnsutils bind9-dnsutils unbound
 nginx nginx-dev libnginx-mod-stream curl perl
 freeradius freeradius-utils libfreeradius-dev libtalloc-dev libpcre3-dev
 eapoltest radsecproxy dpkg-dev
-iproute2 procps psmisc valgrind
+iproute2 procps psmisc valgrind libfaketime
 php-fpm python3-h2"
 missing=""
 for p in $PKGS; do

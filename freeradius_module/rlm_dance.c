@@ -206,14 +206,23 @@ static int rlm_dance_xs_index = -1;
 
 /*
  *	FreeRADIUS 3.2 uses SSL ex_data slots it never allocated: the fixed
- *	FR_TLS_EX_INDEX_* (10..17), and fr_tls_ex_index_certs, which it
- *	allocates in the SSL_SESSION class but uses with SSL_set_ex_data().
- *	An index libdance later allocates in the SSL class would share a
- *	slot with them (and its free callback would free() FreeRADIUS'
- *	talloc memory).  So burn every SSL-class index up to the highest one
- *	FreeRADIUS touches before libdance allocates its own.
+ *	FR_TLS_EX_INDEX_* (10..17 in 3.2.1, 10..18 in 3.2.10), and
+ *	fr_tls_ex_index_certs, which it allocates in the SSL_SESSION class
+ *	but uses with SSL_set_ex_data().  An index libdance later allocates
+ *	in the SSL class would share a slot with them (and its free callback
+ *	would free() FreeRADIUS' talloc memory).  So burn every SSL-class
+ *	index up to the highest one FreeRADIUS touches before libdance
+ *	allocates its own.  The header has no "last index" macro, so
+ *	build.sh takes the highest FR_TLS_EX_INDEX_* from tls.h.
  */
-#define RLM_DANCE_FR_MAX_FIXED_INDEX 17
+#ifndef RLM_DANCE_FR_TLS_EX_INDEX_MAX
+#  error "define RLM_DANCE_FR_TLS_EX_INDEX_MAX, the highest FR_TLS_EX_INDEX_* of tls.h (freeradius_module/build.sh does)"
+#endif
+#if (FR_TLS_EX_INDEX_FIX_CERT_ORDER > RLM_DANCE_FR_TLS_EX_INDEX_MAX) || \
+    (defined(FR_TLS_EX_INDEX_HOME) && (FR_TLS_EX_INDEX_HOME > RLM_DANCE_FR_TLS_EX_INDEX_MAX))
+#  error "RLM_DANCE_FR_TLS_EX_INDEX_MAX is lower than an FR_TLS_EX_INDEX_* of tls.h"
+#endif
+#define RLM_DANCE_FR_MAX_FIXED_INDEX RLM_DANCE_FR_TLS_EX_INDEX_MAX
 
 static void rlm_dance_index_init(void)
 {
@@ -536,6 +545,65 @@ static int rlm_dance_cert_verify(X509_STORE_CTX *xs, void *arg)
 /* ------------------------------------------------------------------ */
 
 /*
+ *	The FreeRADIUS release this module was compiled against.  Structures
+ *	it reads (fr_tls_server_conf_t, rad_listen_t, listen_socket_t) change
+ *	between 3.2 releases, so it runs only in a server of that release.
+ */
+static char const rlm_dance_fr_version[] = RADIUSD_VERSION_STRING;
+
+/* "3.2.10" -> 30210, 0 when unparsable. */
+static unsigned int rlm_dance_version_num(char const *version)
+{
+	unsigned int major, minor, patch;
+
+	if (!version || (sscanf(version, "%u.%u.%u", &major, &minor, &patch) != 3)) return 0;
+	return (major * 10000) + (minor * 100) + patch;
+}
+
+/*
+ *	The running server's version, from the "version" section it adds to
+ *	its own configuration (version.freeradius-server).
+ */
+static int rlm_dance_check_version(CONF_SECTION *conf)
+{
+	CONF_SECTION	*version = cf_section_sub_find(cf_top_section(conf), "version");
+	CONF_PAIR	*cp = version ? cf_pair_find(version, "freeradius-server") : NULL;
+	char const	*running = cp ? cf_pair_value(cp) : NULL;
+
+	if (!running) {
+		cf_log_err_cs(conf, "rlm_dance: built for FreeRADIUS %s, cannot tell which version is running",
+			      rlm_dance_fr_version);
+		return -1;
+	}
+	if (strcmp(running, rlm_dance_fr_version) != 0) {
+		cf_log_err_cs(conf, "rlm_dance: built for FreeRADIUS %s, but this is FreeRADIUS %s: "
+			      "rebuild rlm_dance against this server (freeradius_module/build.sh)",
+			      rlm_dance_fr_version, running);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ *	reject_unknown_intermediate_ca is checked by cbtls_verify after our
+ *	verdict, on the chain the client sent: a DANE-TA client sends its CA,
+ *	so it is rejected although DANE authenticated it (and the session's
+ *	DANCE-Status still says Authenticated).  FreeRADIUS before 3.2.7
+ *	counts the client's own certificate as untrusted: everybody fails.
+ */
+static void rlm_dance_warn_untrusted(char const *what)
+{
+	if (rlm_dance_version_num(rlm_dance_fr_version) < 30207) {
+		WARN("rlm_dance: %s sets reject_unknown_intermediate_ca; FreeRADIUS %s then rejects every "
+		     "client, DANE-authenticated or not", what, rlm_dance_fr_version);
+		return;
+	}
+	WARN("rlm_dance: %s sets reject_unknown_intermediate_ca; FreeRADIUS then rejects DANE-TA clients "
+	     "that send their CA certificate, even after DANE authenticated them (DANCE-Status = Authenticated)",
+	     what);
+}
+
+/*
  *	tls_server_conf_parse() caches its result on the section, so the
  *	eap module / the listener get the very same fr_tls_server_conf_t
  *	(and SSL_CTX) whether they parse it before or after us.
@@ -564,6 +632,7 @@ static int rlm_dance_attach_section(rlm_dance_t *inst, CONF_SECTION *tls_cs, cha
 	if (conf->ocsp_enable && !conf->ocsp_softfail) {
 		WARN("rlm_dance: %s has OCSP enabled without softfail; DANE-EE clients have no issuer to ask", what);
 	}
+	if (conf->disallow_untrusted) rlm_dance_warn_untrusted(what);
 	inst->attached++;
 	cf_log_info(tls_cs, "rlm_dance: DANE client authentication enabled on %s", what);
 	return 0;
@@ -627,6 +696,61 @@ static int rlm_dance_attach_radsec(rlm_dance_t *inst, CONF_SECTION *conf)
 	     server;
 	     server = cf_subsection_find_next(root, server, "server")) {
 		if (rlm_dance_attach_listeners(inst, server, cf_section_name2(server)) < 0) return -1;
+	}
+	return 0;
+}
+
+/*
+ *	Since 3.2.7 a RADIUS/TLS client may have a tls section of its own:
+ *	connections from it use that SSL_CTX instead of the listener's.
+ *	Clients are read from the top level, from "clients" groups and from
+ *	virtual servers.  Clients created at run time (dynamic_clients)
+ *	cannot be hooked here: their tls section, if any, is parsed later.
+ */
+static int rlm_dance_attach_clients(rlm_dance_t *inst, CONF_SECTION *parent, char const *of)
+{
+	CONF_SECTION	*client, *tls_cs;
+	CONF_PAIR	*proto;
+	char		what[256];
+
+	for (client = cf_subsection_find_next(parent, NULL, "client");
+	     client;
+	     client = cf_subsection_find_next(parent, client, "client")) {
+		tls_cs = cf_section_sub_find(client, "tls");
+		proto = cf_pair_find(client, "proto");
+		if (cf_pair_find(client, "dynamic_clients") &&
+		    (tls_cs || (proto && cf_pair_value(proto) && (strcmp(cf_pair_value(proto), "tls") == 0)))) {
+			WARN("rlm_dance: client %s%s defines dynamic RADIUS/TLS clients; a tls section of "
+			     "their own is not hooked, DANCE is off for them (those using the listener's TLS "
+			     "are covered)", cf_section_name2(client), of);
+		}
+		if (!tls_cs) continue;
+		snprintf(what, sizeof(what), "RADIUS/TLS client %s%s", cf_section_name2(client), of);
+		if (rlm_dance_attach_section(inst, tls_cs, what) < 0) return -1;
+	}
+	return 0;
+}
+
+static int rlm_dance_attach_client_tls(rlm_dance_t *inst, CONF_SECTION *conf)
+{
+	CONF_SECTION	*root = cf_top_section(conf);
+	CONF_SECTION	*cs;
+	char		of[160];
+
+	if (rlm_dance_version_num(rlm_dance_fr_version) < 30207) return 0;
+
+	if (rlm_dance_attach_clients(inst, root, "") < 0) return -1;
+	for (cs = cf_subsection_find_next(root, NULL, "clients");
+	     cs;
+	     cs = cf_subsection_find_next(root, cs, "clients")) {
+		snprintf(of, sizeof(of), " of clients %s", cf_section_name2(cs) ? cf_section_name2(cs) : "");
+		if (rlm_dance_attach_clients(inst, cs, of) < 0) return -1;
+	}
+	for (cs = cf_subsection_find_next(root, NULL, "server");
+	     cs;
+	     cs = cf_subsection_find_next(root, cs, "server")) {
+		snprintf(of, sizeof(of), " of server %s", cf_section_name2(cs) ? cf_section_name2(cs) : "");
+		if (rlm_dance_attach_clients(inst, cs, of) < 0) return -1;
 	}
 	return 0;
 }
@@ -753,6 +877,8 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 	rlm_dance_t		*inst = instance;
 	struct dance_error	err;
 
+	if (rlm_dance_check_version(conf) < 0) return -1;
+
 	pthread_once(&rlm_dance_index_once, rlm_dance_index_init);
 	if (rlm_dance_xs_index < 0) {
 		cf_log_err_cs(conf, "rlm_dance: no OpenSSL ex_data index");
@@ -816,6 +942,7 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 
 	if (rlm_dance_attach_eap(inst, conf) < 0) return -1;
 	if (inst->radsec && (rlm_dance_attach_radsec(inst, conf) < 0)) return -1;
+	if (inst->radsec && (rlm_dance_attach_client_tls(inst, conf) < 0)) return -1;
 	if (inst->attached == 0) {
 		WARN("rlm_dance (%s): not attached to any TLS configuration", inst->xlat_name);
 	}

@@ -15,7 +15,7 @@
  *     timer live in nginx's event loop;
  *   - on a cache hit the core arms OpenSSL's DANE verifier inside the
  *     handshake; on a miss the lookup starts in the handshake (from our
- *     verify callback, after a look into the shared cache) and requests
+ *     verify callback; the core asks the shared cache first) and requests
  *     wait in the post-read phase until the answer is in;
  *   - the verdict is kept per connection (in the SSL), so HTTP/2 streams
  *     and keepalive requests share it;
@@ -41,13 +41,7 @@ static char *ngx_http_dance_file_list(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_dance_forwarder(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_dance_cache(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_dance_cache_ttl(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_http_dance_ext_type(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_dance_worker_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static void ngx_http_dance_cleanup_policy(void *data);
 static void ngx_http_dance_cleanup_matcher(void *data);
@@ -57,8 +51,7 @@ static ngx_int_t ngx_http_dance_init_server(ngx_conf_t *cf,
     ngx_http_dance_srv_conf_t *dscf);
 
 
-/* SSL ex_data index of ngx_http_dance_conn_t, SSL_CTX index of dscf */
-int  ngx_http_dance_conn_index = -1;
+/* SSL_CTX ex_data index of the DANCE server's dscf */
 int  ngx_http_dance_ctx_index = -1;
 
 
@@ -246,8 +239,6 @@ static ngx_http_variable_t  ngx_http_dance_vars[] = {
 
       ngx_http_null_variable
 };
-
-
 
 
 static ngx_int_t
@@ -579,81 +570,6 @@ ngx_http_dance_forwarder(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
-ngx_http_dance_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_dance_main_conf_t  *dmcf = conf;
-
-    ngx_str_t  *value;
-
-    if (dmcf->shm_set) {
-        return "is duplicate";
-    }
-
-    dmcf->shm_set = 1;
-    value = cf->args->elts;
-
-    return ngx_http_dance_cache_conf(cf, &value[1], &dmcf->shm_zone);
-}
-
-
-/* dance_cache_ttl [min=T] [max=T] [negative=T] [failure=T]; */
-
-static char *
-ngx_http_dance_cache_ttl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_dance_main_conf_t  *dmcf = conf;
-
-    time_t      *t;
-    ngx_str_t   *value, s;
-    ngx_uint_t   i;
-
-    value = cf->args->elts;
-
-    for (i = 1; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "min=", 4) == 0) {
-            t = &dmcf->min_ttl;
-            s.data = value[i].data + 4;
-
-        } else if (ngx_strncmp(value[i].data, "max=", 4) == 0) {
-            t = &dmcf->max_ttl;
-            s.data = value[i].data + 4;
-
-        } else if (ngx_strncmp(value[i].data, "negative=", 9) == 0) {
-            t = &dmcf->neg_ttl;
-            s.data = value[i].data + 9;
-
-        } else if (ngx_strncmp(value[i].data, "failure=", 8) == 0) {
-            t = &dmcf->fail_ttl;
-            s.data = value[i].data + 8;
-
-        } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[i]);
-            return NGX_CONF_ERROR;
-        }
-
-        s.len = value[i].data + value[i].len - s.data;
-
-        *t = ngx_parse_time(&s, 1);
-        if (*t == (time_t) NGX_ERROR) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid time in \"%V\"", &value[i]);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    if (dmcf->min_ttl != NGX_CONF_UNSET && dmcf->max_ttl != NGX_CONF_UNSET
-        && dmcf->min_ttl > dmcf->max_ttl)
-    {
-        return "has min= above max=";
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
 ngx_http_dance_ext_type(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_dance_main_conf_t  *dmcf = conf;
@@ -701,42 +617,6 @@ invalid:
                        "invalid extension type \"%V\", expected a number "
                        "from 1 to 0xffff", &value[1]);
     return NGX_CONF_ERROR;
-}
-
-
-static char *
-ngx_http_dance_worker_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_dance_main_conf_t  *dmcf = conf;
-
-    ngx_int_t   n;
-    ngx_str_t  *value;
-
-    if (dmcf->worker_cache != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "off") == 0) {
-        dmcf->worker_cache = 0;
-        return NGX_CONF_OK;
-    }
-
-    /* the core counts entries in an unsigned int */
-
-    n = ngx_atoi(value[1].data, value[1].len);
-    if (n == NGX_ERROR || n == 0 || n > NGX_MAX_INT32_VALUE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid number of entries \"%V\", expected "
-                           "1 to %ui or \"off\"", &value[1],
-                           (ngx_uint_t) NGX_MAX_INT32_VALUE);
-        return NGX_CONF_ERROR;
-    }
-
-    dmcf->worker_cache = n;
-
-    return NGX_CONF_OK;
 }
 
 
@@ -805,17 +685,12 @@ ngx_http_dance_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    if (ngx_http_dance_conn_index == -1) {
-        ngx_http_dance_conn_index = SSL_get_ex_new_index(0, NULL, NULL,
-                                                         NULL, NULL);
+    if (ngx_http_dance_ctx_index == -1) {
         ngx_http_dance_ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL,
                                                             NULL, NULL);
-
-        if (ngx_http_dance_conn_index == -1
-            || ngx_http_dance_ctx_index == -1)
-        {
+        if (ngx_http_dance_ctx_index == -1) {
             ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
-                          "SSL_get_ex_new_index() failed");
+                          "SSL_CTX_get_ex_new_index() failed");
             return NGX_ERROR;
         }
     }
@@ -884,6 +759,14 @@ ngx_http_dance_init(ngx_conf_t *cf)
 
     if (dmcf->unbound_conf.len) {
         rc->unbound_conf = (const char *) dmcf->unbound_conf.data;
+    }
+
+    /* the shared cache is the core's second tier, for this trust */
+
+    if (dmcf->shm_zone
+        && ngx_http_dance_cache_tier(cf, dmcf->shm_zone, rc) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     /* what a worker will do with it, as the worker's user */

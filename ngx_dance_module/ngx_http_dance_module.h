@@ -32,12 +32,6 @@
 #define NGX_HTTP_DANCE_LEGACY_OFF  0
 #define NGX_HTTP_DANCE_LEGACY_SAN  1
 
-/* per connection verdict */
-#define NGX_HTTP_DANCE_UNKNOWN    0
-#define NGX_HTTP_DANCE_PENDING    1
-#define NGX_HTTP_DANCE_NONE       2
-#define NGX_HTTP_DANCE_SUCCESS    3
-#define NGX_HTTP_DANCE_FAILED     4
 
 
 typedef struct ngx_http_dance_main_conf_s  ngx_http_dance_main_conf_t;
@@ -95,23 +89,16 @@ struct ngx_http_dance_main_conf_s {
 };
 
 
-/* per connection, shared by all requests of it (HTTP/2 streams too) */
+/*
+ * per TLS connection, shared by all requests of it (HTTP/2 streams
+ * too); the verdict itself is the core's
+ */
 
 typedef struct {
-    ngx_uint_t                   state;
-    int                          usage;
-    u_char                       name[DANCE_NAME_MAX + 1];
-    u_char                       reason[256];
-
     ngx_queue_t                  waiting;     /* parked requests */
     ngx_connection_t            *connection;
     ngx_http_dance_srv_conf_t   *dscf;
 
-    /* legacy clients (no dane_clientid): name from the SAN */
-    struct dance_lookup         *lookup;
-    struct dance_answer         *answer;
-
-    unsigned                     legacy_started:1;
     unsigned                     logged:1;
     unsigned                     refused:1;   /* by the core, in handshake */
 } ngx_http_dance_conn_t;
@@ -125,8 +112,7 @@ typedef struct {
 } ngx_http_dance_ctx_t;
 
 
-/* SSL ex_data index of ngx_http_dance_conn_t, SSL_CTX index of dscf */
-extern int  ngx_http_dance_conn_index;
+/* SSL_CTX ex_data index of the DANCE server's dscf */
 extern int  ngx_http_dance_ctx_index;
 
 
@@ -134,7 +120,6 @@ extern int  ngx_http_dance_ctx_index;
 
 ngx_int_t ngx_http_dance_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_dance_log_first(ngx_http_core_main_conf_t *cmcf);
-void ngx_http_dance_wake(ngx_http_dance_conn_t *hc);
 ngx_int_t ngx_http_dance_client_id_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 ngx_int_t ngx_http_dance_status_variable(ngx_http_request_t *r,
@@ -147,8 +132,8 @@ ngx_int_t ngx_http_dance_usage_variable(ngx_http_request_t *r,
 
 ngx_http_dance_conn_t *ngx_http_dance_conn(SSL *ssl,
     ngx_http_dance_srv_conf_t *dscf);
-ngx_uint_t ngx_http_dance_verdict(ngx_http_dance_conn_t *hc,
-    SSL *ssl);
+enum dance_status ngx_http_dance_decide(ngx_http_dance_srv_conf_t *dscf,
+    SSL *ssl, ngx_http_dance_conn_t **hcp);
 ngx_int_t ngx_http_dance_check_worker(ngx_conf_t *cf,
     ngx_http_dance_main_conf_t *dmcf);
 ngx_int_t ngx_http_dance_init_process(ngx_cycle_t *cycle);
@@ -159,10 +144,15 @@ void ngx_http_dance_exit_process(ngx_cycle_t *cycle);
 
 char *ngx_http_dance_cache_conf(ngx_conf_t *cf, ngx_str_t *value,
     ngx_shm_zone_t **zone);
-struct dance_answer *ngx_http_dance_cache_get(ngx_shm_zone_t *zone,
-    const char *name, ngx_log_t *log);
-void ngx_http_dance_cache_put(ngx_shm_zone_t *zone,
-    const struct dance_answer *a, ngx_log_t *log);
+ngx_int_t ngx_http_dance_cache_tier(ngx_conf_t *cf, ngx_shm_zone_t *zone,
+    struct dance_resolver_cfg *rc);
+
+
+char *ngx_http_dance_worker_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_dance_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_dance_cache_ttl(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 extern ngx_module_t  ngx_http_dance_module;

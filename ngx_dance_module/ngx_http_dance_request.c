@@ -21,9 +21,9 @@ static void ngx_http_dance_unpark(void *data);
 static ngx_int_t ngx_http_dance_strip_header(ngx_http_request_t *r,
     ngx_http_dance_srv_conf_t *dscf);
 static ngx_int_t ngx_http_dance_add_header(ngx_http_request_t *r,
-    ngx_http_dance_srv_conf_t *dscf, ngx_http_dance_conn_t *hc);
-static ngx_http_dance_conn_t *ngx_http_dance_request_conn(
-    ngx_http_request_t *r, ngx_uint_t *misdirected);
+    ngx_http_dance_srv_conf_t *dscf, const char *name);
+static SSL *ngx_http_dance_request_ssl(ngx_http_request_t *r,
+    ngx_uint_t *misdirected);
 
 /*
  * request processing: the phase handler, run at post-read, server
@@ -36,7 +36,9 @@ static ngx_http_dance_conn_t *ngx_http_dance_request_conn(
 ngx_int_t
 ngx_http_dance_handler(ngx_http_request_t *r)
 {
-    ngx_uint_t                  state, misdirected;
+    SSL                        *ssl;
+    ngx_uint_t                  misdirected;
+    enum dance_status           st;
     ngx_http_dance_ctx_t       *ctx;
     ngx_http_dance_conn_t      *hc;
     ngx_http_dance_srv_conf_t  *dscf;
@@ -76,7 +78,7 @@ ngx_http_dance_handler(ngx_http_request_t *r)
         return ngx_http_dance_unavailable(r, dscf);
     }
 
-    hc = ngx_http_dance_request_conn(r, &misdirected);
+    ssl = ngx_http_dance_request_ssl(r, &misdirected);
 
     if (misdirected) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -90,39 +92,31 @@ ngx_http_dance_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    if (hc == NULL) {
-        state = NGX_HTTP_DANCE_NONE;
+    hc = NULL;
+    st = ssl ? ngx_http_dance_decide(dscf, ssl, &hc) : DANCE_STATUS_NONE;
 
-    } else {
-        state = hc->state;
+    switch (st) {
 
-        if (state == NGX_HTTP_DANCE_UNKNOWN
-            || state == NGX_HTTP_DANCE_PENDING)
-        {
-            state = ngx_http_dance_verdict(hc, r->connection->ssl->connection);
-        }
-    }
-
-    switch (state) {
-
-    case NGX_HTTP_DANCE_PENDING:
+    case DANCE_STATUS_PENDING:
         return ngx_http_dance_park(r, ctx, hc);
 
-    case NGX_HTTP_DANCE_SUCCESS:
+    case DANCE_STATUS_SUCCESS:
 
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "dance: request from \"%s\", usage %d",
-                       hc->name, hc->usage);
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "dance: request from \"%s\"",
+                       dance_conn_name(dance_conn_get(ssl)));
 
         if (dscf->header.len
-            && ngx_http_dance_add_header(r, dscf, hc) != NGX_OK)
+            && ngx_http_dance_add_header(r, dscf,
+                                         dance_conn_name(dance_conn_get(ssl)))
+               != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         return NGX_DECLINED;
 
-    default: /* NONE, FAILED */
+    default: /* NONE, FAILED: logged with the reason when decided */
 
         if (dscf->mode == NGX_HTTP_DANCE_OPTIONAL) {
             ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -130,26 +124,11 @@ ngx_http_dance_handler(ngx_http_request_t *r)
             return NGX_DECLINED;
         }
 
-        if (state == NGX_HTTP_DANCE_FAILED) {
-            /* logged with name and reason when decided */
+        if (st == DANCE_STATUS_FAILED) {
             return NGX_HTTPS_CERT_ERROR;
         }
 
-        if (hc == NULL || !hc->logged) {
-            if (hc) {
-                hc->logged = 1;
-            }
-
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "dance: client refused: %s",
-                          hc ? (char *) hc->reason
-                          : "no TLS handshake with DANCE");
-        }
-
-        if (r->connection->ssl == NULL
-            || SSL_get0_peer_certificate(r->connection->ssl->connection)
-               == NULL)
-        {
+        if (ssl == NULL || SSL_get0_peer_certificate(ssl) == NULL) {
             return NGX_HTTPS_NO_CERT;
         }
 
@@ -204,7 +183,8 @@ ngx_http_dance_park(ngx_http_request_t *r, ngx_http_dance_ctx_t *ctx,
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "dance: request waits for the TLSA lookup of \"%s\"",
-                   hc->name);
+                   dance_conn_name(dance_conn_get(
+                                       hc->connection->ssl->connection)));
 
     return NGX_DONE;
 }
@@ -218,35 +198,6 @@ ngx_http_dance_unpark(void *data)
     if (ctx->parked) {
         ngx_queue_remove(&ctx->queue);
         ctx->parked = 0;
-    }
-}
-
-
-/*
- * The verdict is in: let every waiting request run its phases again.
- * Posted, not called, so that no request is finalized (and no
- * connection freed) under the resolver's callback.
- */
-
-void
-ngx_http_dance_wake(ngx_http_dance_conn_t *hc)
-{
-    ngx_queue_t           *q;
-    ngx_http_request_t    *r;
-    ngx_http_dance_ctx_t  *ctx;
-
-    while (!ngx_queue_empty(&hc->waiting)) {
-        q = ngx_queue_head(&hc->waiting);
-        ngx_queue_remove(q);
-
-        ctx = ngx_queue_data(q, ngx_http_dance_ctx_t, queue);
-        ctx->parked = 0;
-        r = ctx->request;
-
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "dance: waking up request");
-
-        ngx_post_event(r->connection->write, &ngx_posted_events);
     }
 }
 
@@ -383,7 +334,7 @@ ngx_http_dance_strip_header(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_dance_add_header(ngx_http_request_t *r,
-    ngx_http_dance_srv_conf_t *dscf, ngx_http_dance_conn_t *hc)
+    ngx_http_dance_srv_conf_t *dscf, const char *name)
 {
     size_t            len;
     ngx_uint_t        i;
@@ -417,7 +368,7 @@ ngx_http_dance_add_header(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    len = ngx_strlen(hc->name);
+    len = ngx_strlen(name);
 
     h->key = dscf->header;
     h->lowcase_key = dscf->header_lc.data;
@@ -428,17 +379,22 @@ ngx_http_dance_add_header(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    ngx_memcpy(h->value.data, hc->name, len);
+    ngx_memcpy(h->value.data, name, len);
     h->value.len = len;
 
     return NGX_OK;
 }
 
 
-/* the verdict that applies to a request: its TLS connection's */
+/*
+ * The TLS connection whose verdict applies to a request of a DANCE
+ * server: the one whose handshake this very server did.  NULL without
+ * TLS; misdirected when SNI chose another server (its allow-list, or
+ * no DANCE at all, applied to the handshake).
+ */
 
-static ngx_http_dance_conn_t *
-ngx_http_dance_request_conn(ngx_http_request_t *r, ngx_uint_t *misdirected)
+static SSL *
+ngx_http_dance_request_ssl(ngx_http_request_t *r, ngx_uint_t *misdirected)
 {
     SSL                        *ssl;
     ngx_http_dance_srv_conf_t  *dscf, *hdscf;
@@ -452,47 +408,46 @@ ngx_http_dance_request_conn(ngx_http_request_t *r, ngx_uint_t *misdirected)
     ssl = r->connection->ssl->connection;
     dscf = ngx_http_get_module_srv_conf(r, ngx_http_dance_module);
 
-    /* the server whose SSL_CTX did the handshake (SNI) */
     hdscf = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl),
                                 ngx_http_dance_ctx_index);
 
-    if (hdscf == NULL) {
-        /* no DANCE in that handshake: no certificate was asked for */
-        return NULL;
-    }
-
     if (hdscf != dscf) {
-        /* verified under another server's allow-list */
+        /* another server did the handshake, with DANCE or without */
         *misdirected = 1;
         return NULL;
     }
 
-    return ngx_http_dance_conn(ssl, dscf);
+    return ssl;
 }
 
 
 /* variables */
 
-static ngx_http_dance_conn_t *
+/* the decision that applies to the request, NULL: none (NONE) */
+
+static struct dance_conn *
 ngx_http_dance_var_conn(ngx_http_request_t *r)
 {
+    SSL                        *ssl;
     ngx_uint_t                  misdirected;
     ngx_http_dance_conn_t      *hc;
     ngx_http_dance_srv_conf_t  *dscf;
 
     dscf = ngx_http_get_module_srv_conf(r, ngx_http_dance_module);
 
-    if (dscf->mode == NGX_HTTP_DANCE_OFF) {
+    if (dscf->mode == NGX_HTTP_DANCE_OFF || dscf->tls == NULL) {
         return NULL;
     }
 
-    hc = ngx_http_dance_request_conn(r, &misdirected);
+    ssl = ngx_http_dance_request_ssl(r, &misdirected);
 
-    if (hc && hc->state == NGX_HTTP_DANCE_UNKNOWN) {
-        (void) ngx_http_dance_verdict(hc, r->connection->ssl->connection);
+    if (ssl == NULL) {
+        return NULL;
     }
 
-    return hc;
+    (void) ngx_http_dance_decide(dscf, ssl, &hc);
+
+    return dance_conn_get(ssl);
 }
 
 
@@ -500,17 +455,33 @@ ngx_int_t
 ngx_http_dance_client_id_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_http_dance_conn_t  *hc;
+    struct dance_conn  *dc;
 
-    hc = ngx_http_dance_var_conn(r);
+    dc = ngx_http_dance_var_conn(r);
 
-    if (hc == NULL || hc->state != NGX_HTTP_DANCE_SUCCESS) {
+    if (dance_conn_status(dc) != DANCE_STATUS_SUCCESS) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    v->data = hc->name;
-    v->len = ngx_strlen(hc->name);
+    v->data = (u_char *) dance_conn_name(dc);
+    v->len = ngx_strlen(v->data);
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* the core's one text: SUCCESS, PENDING, NONE or FAILED:<reason> */
+
+ngx_int_t
+ngx_http_dance_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    v->data = (u_char *) dance_conn_status_text(ngx_http_dance_var_conn(r));
+    v->len = ngx_strlen(v->data);
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
@@ -520,63 +491,17 @@ ngx_http_dance_client_id_variable(ngx_http_request_t *r,
 
 
 ngx_int_t
-ngx_http_dance_status_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    size_t                  len;
-    u_char                 *p;
-    ngx_http_dance_conn_t  *hc;
-
-    hc = ngx_http_dance_var_conn(r);
-
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    if (hc == NULL) {
-        ngx_str_set(v, "NONE");
-        return NGX_OK;
-    }
-
-    switch (hc->state) {
-
-    case NGX_HTTP_DANCE_SUCCESS:
-        ngx_str_set(v, "SUCCESS");
-        return NGX_OK;
-
-    case NGX_HTTP_DANCE_PENDING:
-        ngx_str_set(v, "PENDING");
-        return NGX_OK;
-
-    case NGX_HTTP_DANCE_FAILED:
-        len = sizeof("FAILED:") - 1 + ngx_strlen(hc->reason);
-
-        p = ngx_pnalloc(r->pool, len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        v->data = p;
-        v->len = ngx_sprintf(p, "FAILED:%s", hc->reason) - p;
-        return NGX_OK;
-
-    default:
-        ngx_str_set(v, "NONE");
-        return NGX_OK;
-    }
-}
-
-
-ngx_int_t
 ngx_http_dance_usage_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    u_char                 *p;
-    ngx_http_dance_conn_t  *hc;
+    u_char             *p;
+    struct dance_conn  *dc;
 
-    hc = ngx_http_dance_var_conn(r);
+    dc = ngx_http_dance_var_conn(r);
 
-    if (hc == NULL || hc->state != NGX_HTTP_DANCE_SUCCESS || hc->usage < 0) {
+    if (dance_conn_status(dc) != DANCE_STATUS_SUCCESS
+        || dance_conn_usage(dc) < 0)
+    {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -587,7 +512,7 @@ ngx_http_dance_usage_variable(ngx_http_request_t *r,
     }
 
     v->data = p;
-    v->len = ngx_sprintf(p, "%d", hc->usage) - p;
+    v->len = ngx_sprintf(p, "%d", dance_conn_usage(dc)) - p;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

@@ -15,20 +15,11 @@
 
 
 static void ngx_http_dance_conn_cleanup(void *data);
-static ngx_uint_t ngx_http_dance_legacy(ngx_http_dance_conn_t *hc,
-    SSL *ssl);
-static void ngx_http_dance_legacy_start(ngx_http_dance_conn_t *hc,
-    X509 *cert);
-static void ngx_http_dance_legacy_done(void *arg, struct dance_answer *a);
-static void ngx_http_dance_set(ngx_http_dance_conn_t *hc, ngx_uint_t state,
-    const char *name, int usage, const char *reason);
-static void ngx_http_dance_log(ngx_http_dance_conn_t *hc);
+static void ngx_http_dance_log(ngx_http_dance_conn_t *hc,
+    struct dance_conn *dc, enum dance_status st);
 static int ngx_http_dance_verify_callback(int ok, X509_STORE_CTX *xs);
 static void ngx_http_dance_info_callback(const SSL *ssl, int where, int ret);
-static void ngx_http_dance_resolve(SSL *ssl, ngx_http_dance_srv_conf_t *dscf,
-    struct dance_conn *dc);
-static void ngx_http_dance_shared_get(ngx_http_dance_main_conf_t *dmcf,
-    const char *name, ngx_log_t *log);
+static void ngx_http_dance_wake(ngx_http_dance_conn_t *hc);
 static void ngx_http_dance_on_answer(SSL *ssl, struct dance_conn *dc,
     void *arg);
 static void ngx_http_dance_on_refuse(SSL *ssl, struct dance_conn *dc,
@@ -38,26 +29,33 @@ static void ngx_http_dance_timer_handler(ngx_event_t *ev);
 static void ngx_http_dance_timer_update(ngx_http_dance_main_conf_t *dmcf);
 
 
-
 /*
- * The state of the TLS connection (the real one: HTTP/2 streams have
- * fake connections), created on first use from the connection's pool.
+ * The host's state of a TLS connection (the real one: HTTP/2 streams
+ * have fake connections), kept as the core connection's host data: the
+ * requests parked on its lookup, and what was logged.  The verdict
+ * itself is the core's (dance_conn_decide()).
  */
 
 ngx_http_dance_conn_t *
 ngx_http_dance_conn(SSL *ssl, ngx_http_dance_srv_conf_t *dscf)
 {
     ngx_connection_t       *c;
+    struct dance_conn      *dc;
     ngx_pool_cleanup_t     *cln;
     ngx_http_dance_conn_t  *hc;
 
-    hc = SSL_get_ex_data(ssl, ngx_http_dance_conn_index);
+    dc = dance_conn_get(ssl);
+    if (dc == NULL) {
+        return NULL;
+    }
+
+    hc = dance_conn_host_data(dc);
     if (hc) {
         return hc;
     }
 
     c = ngx_ssl_get_connection(ssl);
-    if (c == NULL || dscf == NULL || dscf->tls == NULL) {
+    if (c == NULL) {
         return NULL;
     }
 
@@ -71,278 +69,125 @@ ngx_http_dance_conn(SSL *ssl, ngx_http_dance_srv_conf_t *dscf)
         return NULL;
     }
 
-    if (SSL_set_ex_data(ssl, ngx_http_dance_conn_index, hc) == 0) {
-        ngx_ssl_error(NGX_LOG_ALERT, c->log, 0, "SSL_set_ex_data() failed");
-        return NULL;
-    }
-
     cln->handler = ngx_http_dance_conn_cleanup;
     cln->data = hc;
 
-    hc->usage = -1;
     hc->connection = c;
     hc->dscf = dscf;
     ngx_queue_init(&hc->waiting);
 
+    dance_conn_set_host_data(dc, hc);
+
     return hc;
 }
 
+
+/* the SSL normally goes first; if not, the core must not point here */
 
 static void
 ngx_http_dance_conn_cleanup(void *data)
 {
     ngx_http_dance_conn_t  *hc = data;
 
-    if (hc->lookup) {
-        dance_lookup_cancel(hc->lookup);
-        hc->lookup = NULL;
-    }
-
-    if (hc->answer) {
-        dance_answer_unref(hc->answer);
-        hc->answer = NULL;
-    }
+    struct dance_conn  *dc;
 
     if (hc->connection->ssl && hc->connection->ssl->connection) {
-        SSL_set_ex_data(hc->connection->ssl->connection,
-                        ngx_http_dance_conn_index, NULL);
+        dc = dance_conn_get(hc->connection->ssl->connection);
+
+        if (dc && dance_conn_host_data(dc) == hc) {
+            dance_conn_set_host_data(dc, NULL);
+        }
     }
 }
 
 
 /*
- * The connection's verdict, decided once: by the core for clients that
- * sent dane_clientid, from the certificate's SAN for legacy clients if
- * configured.  Returns PENDING while a lookup is in flight.
+ * The connection's decision, the core's: SUCCESS, PENDING (a lookup in
+ * flight: park and wait for ngx_http_dance_on_answer()), NONE or
+ * FAILED.  Logged once per connection when final.
  */
 
-ngx_uint_t
-ngx_http_dance_verdict(ngx_http_dance_conn_t *hc, SSL *ssl)
+enum dance_status
+ngx_http_dance_decide(ngx_http_dance_srv_conf_t *dscf, SSL *ssl,
+    ngx_http_dance_conn_t **hcp)
 {
-    int                  rc;
-    struct dance_conn   *dc;
+    enum dance_status       st;
+    struct dance_conn      *dc;
+    ngx_http_dance_conn_t  *hc;
 
-    dc = dance_conn_get(ssl);
+    st = dance_conn_decide(ssl, NULL);
 
-    if (dc == NULL || dc->state == DANCE_CONN_NONE) {
-        return ngx_http_dance_legacy(hc, ssl);
+    ngx_http_dance_timer_update(dscf->dmcf);
+
+    hc = ngx_http_dance_conn(ssl, dscf);
+    *hcp = hc;
+
+    if (hc == NULL) {
+        /* out of memory: no way to park or log, fail closed */
+        return st == DANCE_STATUS_SUCCESS ? st : DANCE_STATUS_FAILED;
     }
 
-    if (dc->state == DANCE_CONN_PENDING) {
-
-        if (dc->lookup == NULL) {
-            /* the verify callback did not run: start it now */
-            ngx_http_dance_resolve(ssl, hc->dscf, dc);
-        }
-
-        if (dc->state == DANCE_CONN_PENDING) {
-            ngx_cpystrn(hc->name, (u_char *) dc->name, sizeof(hc->name));
-            hc->state = NGX_HTTP_DANCE_PENDING;
-            return hc->state;
-        }
+    if (st != DANCE_STATUS_PENDING && !hc->logged) {
+        hc->logged = 1;
+        dc = dance_conn_get(ssl);
+        ngx_http_dance_log(hc, dc, st);
     }
 
-    rc = dance_conn_verdict(ssl, &dc);
-
-    if (rc == DANCE_OK) {
-        ngx_http_dance_set(hc, NGX_HTTP_DANCE_SUCCESS, dc->name, dc->usage,
-                           "");
-
-    } else {
-        ngx_http_dance_set(hc, NGX_HTTP_DANCE_FAILED,
-                           dc ? dc->name : "", -1,
-                           dc ? dc->reason : dance_code_str(rc));
-    }
-
-    return hc->state;
-}
-
-
-static ngx_uint_t
-ngx_http_dance_legacy(ngx_http_dance_conn_t *hc, SSL *ssl)
-{
-    X509                       *cert;
-    STACK_OF(X509)             *chain;
-    ngx_http_dance_srv_conf_t  *dscf;
-    struct dance_match_result   res;
-
-    dscf = hc->dscf;
-
-    cert = SSL_get0_peer_certificate(ssl);
-
-    if (dscf->legacy != NGX_HTTP_DANCE_LEGACY_SAN || cert == NULL) {
-        ngx_http_dance_set(hc, NGX_HTTP_DANCE_NONE, "", -1,
-                           cert == NULL ? "no client certificate"
-                           : SSL_session_reused(ssl)
-                           ? "resumed session, no dane_clientid"
-                           : "no dane_clientid");
-        return hc->state;
-    }
-
-    if (!hc->legacy_started) {
-        ngx_http_dance_legacy_start(hc, cert);
-
-        if (hc->state == NGX_HTTP_DANCE_FAILED) {
-            return hc->state;
-        }
-    }
-
-    if (hc->lookup) {
-        hc->state = NGX_HTTP_DANCE_PENDING;
-        return hc->state;
-    }
-
-    if (hc->answer == NULL) {
-        ngx_http_dance_set(hc, NGX_HTTP_DANCE_FAILED, (char *) hc->name, -1,
-                           "TLSA lookup failed");
-        return hc->state;
-    }
-
-    chain = SSL_get_peer_cert_chain(ssl);
-
-    if (dance_match(dscf->matcher, hc->answer, cert, chain, &res)
-        == DANCE_OK)
-    {
-        ngx_http_dance_set(hc, NGX_HTTP_DANCE_SUCCESS, (char *) hc->name,
-                           res.usage, "");
-
-    } else {
-        ngx_http_dance_set(hc, NGX_HTTP_DANCE_FAILED, (char *) hc->name, -1,
-                           res.reason);
-    }
-
-    return hc->state;
-}
-
-
-/* legacy client: the first SAN dNSName the allow-list accepts */
-
-static void
-ngx_http_dance_legacy_start(ngx_http_dance_conn_t *hc, X509 *cert)
-{
-    int                          done;
-    char                         name[DANCE_NAME_MAX + 1];
-    ngx_connection_t            *c;
-    struct dance_lookup         *l;
-    struct dance_error           err;
-    ngx_http_dance_main_conf_t  *dmcf;
-
-    hc->legacy_started = 1;
-    c = hc->connection;
-    dmcf = hc->dscf->dmcf;
-
-    if (dance_cert_san_name(cert, hc->dscf->policy, name, &err) != DANCE_OK) {
-        ngx_http_dance_set(hc, NGX_HTTP_DANCE_FAILED, "", -1, err.reason);
-        return;
-    }
-
-    ngx_cpystrn(hc->name, (u_char *) name, sizeof(hc->name));
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                   "dance: legacy client, SAN name \"%s\"", name);
-
-    if (dmcf->shm_zone) {
-        ngx_http_dance_shared_get(dmcf, name, c->log);
-    }
-
-    done = 0;
-    l = dance_resolver_lookup(dmcf->resolver, name, ngx_http_dance_legacy_done,
-                              hc, &done);
-
-    if (!done) {
-        hc->lookup = l;
-
-        if (l == NULL) {
-            ngx_http_dance_set(hc, NGX_HTTP_DANCE_FAILED, name, -1,
-                               "TLSA lookup could not be started");
-        }
-    }
-
-    ngx_http_dance_timer_update(dmcf);
-}
-
-
-static void
-ngx_http_dance_legacy_done(void *arg, struct dance_answer *a)
-{
-    ngx_http_dance_conn_t  *hc = arg;
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, hc->connection->log, 0,
-                   "dance: TLSA for \"%s\": %s",
-                   a->name, dance_dns_status_str(a->status));
-
-    hc->lookup = NULL;
-
-    dance_answer_ref(a);
-    hc->answer = a;
-
-    if (!a->from_cache && hc->dscf->dmcf->shm_zone) {
-        ngx_http_dance_cache_put(hc->dscf->dmcf->shm_zone, a,
-                                 hc->connection->log);
-    }
-
-    if (hc->state == NGX_HTTP_DANCE_PENDING) {
-        hc->state = NGX_HTTP_DANCE_UNKNOWN;
-        ngx_http_dance_wake(hc);
-    }
-}
-
-
-static void
-ngx_http_dance_set(ngx_http_dance_conn_t *hc, ngx_uint_t state,
-    const char *name, int usage, const char *reason)
-{
-    hc->state = state;
-    hc->usage = usage;
-
-    if ((u_char *) name != hc->name) {
-        ngx_cpystrn(hc->name, (u_char *) name, sizeof(hc->name));
-    }
-
-    ngx_cpystrn(hc->reason, (u_char *) reason, sizeof(hc->reason));
-
-    ngx_http_dance_log(hc);
+    return st;
 }
 
 
 /* every outcome once per connection: failures at info or warn */
 
 static void
-ngx_http_dance_log(ngx_http_dance_conn_t *hc)
+ngx_http_dance_log(ngx_http_dance_conn_t *hc, struct dance_conn *dc,
+    enum dance_status st)
 {
     ngx_log_t   *log;
     ngx_uint_t   level;
-
-    if (hc->logged) {
-        return;
-    }
+    const char  *name, *why;
 
     log = hc->connection->log;
+    name = dance_conn_name(dc);
+    why = dance_conn_reason(dc);
 
-    switch (hc->state) {
+    if (why[0] == '\0') {
+        why = dance_reason_str(dance_conn_reason_code(dc));
+    }
 
-    case NGX_HTTP_DANCE_SUCCESS:
-        hc->logged = 1;
+    switch (st) {
+
+    case DANCE_STATUS_SUCCESS:
         ngx_log_error(NGX_LOG_INFO, log, 0,
-                      "dance: client \"%s\" authenticated, usage %d",
-                      hc->name, hc->usage);
+                      "dance: client \"%s\" authenticated, usage %d, "
+                      "name from %s", name, dance_conn_usage(dc),
+                      dance_name_source_str(dance_conn_source(dc)));
         break;
 
-    case NGX_HTTP_DANCE_FAILED:
-        hc->logged = 1;
+    case DANCE_STATUS_FAILED:
         level = (hc->dscf->mode == NGX_HTTP_DANCE_ON) ? NGX_LOG_WARN
                                                       : NGX_LOG_INFO;
         ngx_log_error(level, log, 0, "dance: client \"%s\" %s: %s",
-                      hc->name[0] ? (char *) hc->name : "(no name)",
+                      name[0] ? name : "(no name)",
                       hc->dscf->mode == NGX_HTTP_DANCE_ON
-                      ? "refused" : "not authenticated",
-                      hc->reason);
+                      ? "refused" : "not authenticated", why);
         break;
 
-    default:
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
-                       "dance: no DANCE identity: %s", hc->reason);
+    default: /* NONE: not a DANCE client */
+        if (hc->dscf->mode == NGX_HTTP_DANCE_ON) {
+            ngx_log_error(NGX_LOG_INFO, log, 0,
+                          "dance: client refused: %s", why);
+        } else {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
+                           "dance: no DANCE identity: %s", why);
+        }
         break;
+    }
+
+    if (dance_conn_tlsa_notes(dc)[0]) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "dance: client \"%s\": unusable TLSA records: %s",
+                      name, dance_conn_tlsa_notes(dc));
     }
 }
 
@@ -351,22 +196,21 @@ ngx_http_dance_log(ngx_http_dance_conn_t *hc)
 
 /*
  * Our verify callback: the core's opinion first (it fails a DANE
- * mismatch armed from the cache); then, for a name that passed the
- * allow-list but is not in the worker's cache, the lookup starts here,
- * while the handshake goes on.  With "dance on" and no legacy names
- * the core also refuses a TLS 1.3 certificate without dane_clientid.
- * Nothing else fails the handshake: other clients without DANCE are
- * judged per request, as nginx does for "ssl_verify_client optional".
+ * mismatch armed from the cache, and under "dance on" without legacy
+ * names a certificate without dane_clientid or below TLS 1.3).  Then,
+ * at the leaf, a lookup the handshake could not answer from the caches
+ * starts here, while the handshake goes on: for a dane_clientid name,
+ * or for a SAN name with "dance_legacy_name san".  Nothing else fails
+ * the handshake: other clients are judged per request, as nginx does
+ * for "ssl_verify_client optional".
  */
 
 static int
 ngx_http_dance_verify_callback(int ok, X509_STORE_CTX *xs)
 {
     SSL                        *ssl;
-    X509                       *cert;
     ngx_connection_t           *c;
-    struct dance_conn          *dc;
-    ngx_http_dance_conn_t      *hc;
+    enum dance_conn_state       state;
     ngx_http_dance_srv_conf_t  *dscf;
 
     ok = dance_tls_verify_step(ok, xs);
@@ -379,114 +223,79 @@ ngx_http_dance_verify_callback(int ok, X509_STORE_CTX *xs)
         return 1;
     }
 
-    dc = dance_conn_get(ssl);
+    state = dance_conn_state(dance_conn_get(ssl));
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "dance: verify depth:%d ok:%d state:%d",
-                   X509_STORE_CTX_get_error_depth(xs), ok,
-                   dc ? (int) dc->state : -1);
+                   X509_STORE_CTX_get_error_depth(xs), ok, (int) state);
 
-    if (dc != NULL && dc->state != DANCE_CONN_NONE) {
-
-        if (dc->state == DANCE_CONN_PENDING && dc->lookup == NULL) {
-            ngx_http_dance_resolve(ssl, dscf, dc);
-        }
-
+    if (state != DANCE_CONN_NONE && state != DANCE_CONN_PENDING) {
         return ok;
     }
 
-    /* no dane_clientid: a legacy client may be named by its SAN */
-
-    if (dscf->legacy == NGX_HTTP_DANCE_LEGACY_SAN
-        && X509_STORE_CTX_get_error_depth(xs) == 0)
+    if (X509_STORE_CTX_get_error_depth(xs) == 0
+        && (state == DANCE_CONN_PENDING
+            || dscf->legacy == NGX_HTTP_DANCE_LEGACY_SAN))
     {
-        hc = ngx_http_dance_conn(ssl, dscf);
-        cert = X509_STORE_CTX_get_current_cert(xs);
-
-        if (hc && cert && !hc->legacy_started) {
-            ngx_http_dance_legacy_start(hc, cert);
+        if (dance_conn_decide(ssl, xs) == DANCE_STATUS_PENDING) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                           "dance: resolving TLSA for \"%s\"",
+                           dance_conn_name(dance_conn_get(ssl)));
         }
+
+        ngx_http_dance_timer_update(dscf->dmcf);
     }
 
-    return 1;
+    return state == DANCE_CONN_NONE ? 1 : ok;
 }
 
 
-/* the worker's cache missed: the shared cache, then the resolver */
+/*
+ * The verdict is in: let every waiting request run its phases again.
+ * Posted, not called, so that no request is finalized (and no
+ * connection freed) under the resolver's callback.
+ */
 
 static void
-ngx_http_dance_resolve(SSL *ssl, ngx_http_dance_srv_conf_t *dscf,
-    struct dance_conn *dc)
+ngx_http_dance_wake(ngx_http_dance_conn_t *hc)
 {
-    ngx_connection_t            *c;
-    struct dance_error           err;
-    ngx_http_dance_main_conf_t  *dmcf;
+    ngx_queue_t           *q;
+    ngx_http_request_t    *r;
+    ngx_http_dance_ctx_t  *ctx;
 
-    c = ngx_ssl_get_connection(ssl);
-    dmcf = dscf->dmcf;
+    while (!ngx_queue_empty(&hc->waiting)) {
+        q = ngx_queue_head(&hc->waiting);
+        ngx_queue_remove(q);
 
-    if (dmcf->shm_zone) {
-        ngx_http_dance_shared_get(dmcf, dc->name, c->log);
-    }
+        ctx = ngx_queue_data(q, ngx_http_dance_ctx_t, queue);
+        ctx->parked = 0;
+        r = ctx->request;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                   "dance: resolving TLSA for \"%s\"", dc->name);
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "dance: waking up request");
 
-    if (dance_conn_resolve(ssl, &err) != DANCE_OK) {
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                       "dance: lookup not started: %s", err.reason);
-    }
-
-    ngx_http_dance_timer_update(dmcf);
-}
-
-
-static void
-ngx_http_dance_shared_get(ngx_http_dance_main_conf_t *dmcf, const char *name,
-    ngx_log_t *log)
-{
-    struct dance_answer  *a;
-
-    a = ngx_http_dance_cache_get(dmcf->shm_zone, name, log);
-
-    if (a) {
-        /* the core finds it from here on, in this and later handshakes */
-        dance_resolver_cache_put(dmcf->resolver, a);
-        dance_answer_unref(a);
+        ngx_post_event(r->connection->write, &ngx_posted_events);
     }
 }
 
 
-/* the core: a lookup started in a handshake is answered */
+/* the core: a lookup started for a connection is answered */
 
 static void
 ngx_http_dance_on_answer(SSL *ssl, struct dance_conn *dc, void *arg)
 {
-    ngx_http_dance_srv_conf_t  *dscf = arg;
-
-    ngx_connection_t       *c;
     ngx_http_dance_conn_t  *hc;
 
-    c = ngx_ssl_get_connection(ssl);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "dance: TLSA for \"%s\": %s", dance_conn_name(dc),
+                   dance_conn_answer(dc)
+                   ? dance_dns_status_str(dance_answer_status(
+                                                     dance_conn_answer(dc)))
+                   : "no answer");
 
-    if (c) {
-        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                       "dance: TLSA for \"%s\": %s%s", dc->name,
-                       dc->answer ? dance_dns_status_str(dc->answer->status)
-                                  : "no answer",
-                       dc->answer && dc->answer->from_cache
-                       ? " (cached)" : "");
-    }
+    hc = dance_conn_host_data(dc);
 
-    if (dc->answer && !dc->answer->from_cache && dscf->dmcf->shm_zone) {
-        ngx_http_dance_cache_put(dscf->dmcf->shm_zone, dc->answer,
-                                 c ? c->log : ngx_cycle->log);
-    }
-
-    hc = SSL_get_ex_data(ssl, ngx_http_dance_conn_index);
-
-    if (hc && hc->state == NGX_HTTP_DANCE_PENDING) {
-        hc->state = NGX_HTTP_DANCE_UNKNOWN;
+    if (hc) {
         ngx_http_dance_wake(hc);
     }
 }
@@ -523,7 +332,8 @@ ngx_http_dance_on_refuse(SSL *ssl, struct dance_conn *dc, void *arg)
 
     ngx_log_error(NGX_LOG_WARN, c->log, 0,
                   "dance: client \"%s\" refused in handshake: %s",
-                  dc->name[0] ? dc->name : "(no name)", dc->reason);
+                  dance_conn_name(dc)[0] ? dance_conn_name(dc) : "(no name)",
+                  dance_conn_reason(dc));
 }
 
 
@@ -551,7 +361,7 @@ ngx_http_dance_info_callback(const SSL *ssl, int where, int ret)
         return;
     }
 
-    hc = SSL_get_ex_data(ssl, ngx_http_dance_conn_index);
+    hc = dance_conn_host_data(dance_conn_get((SSL *) ssl));
 
     if (hc && hc->refused) {
         ERR_clear_error();
@@ -819,6 +629,15 @@ ngx_http_dance_init_process(ngx_cycle_t *cycle)
         dscf->tls_cfg.refuse_no_ext =
                            (dscf->mode == NGX_HTTP_DANCE_ON
                             && dscf->legacy != NGX_HTTP_DANCE_LEGACY_SAN);
+
+        /* the extension, and the SAN for legacy clients if asked */
+        dscf->tls_cfg.sources.n = 0;
+
+        if (dscf->legacy == NGX_HTTP_DANCE_LEGACY_SAN) {
+            dscf->tls_cfg.sources.n = 2;
+            dscf->tls_cfg.sources.src[0] = DANCE_SRC_EXTENSION;
+            dscf->tls_cfg.sources.src[1] = DANCE_SRC_SAN;
+        }
 
         dscf->tls_cfg.lookup_in_handshake = 0;
         dscf->tls_cfg.on_answer = ngx_http_dance_on_answer;

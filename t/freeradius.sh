@@ -1,5 +1,5 @@
 #!/bin/sh
-# t/freeradius.sh -- rlm_dance inside Debian's FreeRADIUS 3.2 (TAP).
+# t/freeradius.sh -- rlm_dance inside FreeRADIUS 3.2 (TAP).
 #
 # Real freeradius (threaded, -fxx, private raddb in a temp dir, loopback
 # ports), real clients: eapol_test (EAP-TLS over TLS 1.2, name from SAN
@@ -9,6 +9,10 @@
 #                 without it a private world is started and stopped.
 #      BUILD      build dir (rlm_dance.so in $BUILD/freeradius; built
 #                 with `make freeradius` when missing).
+#      FR_PREFIX, FR_RADIUSD, FR_MODDIR, FR_RLM_DANCE
+#                 the FreeRADIUS under test and its rlm_dance (default:
+#                 Debian's; see t/lib/freeradius.sh).  t/versions runs
+#                 this script again against FreeRADIUS 3.2.10.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
@@ -53,15 +57,23 @@ bail() {
 	finish
 }
 
-for tool in freeradius eapol_test radsecproxy radclient openssl; do
+. "$top/t/lib/freeradius.sh"
+
+if [ "$FR_PREFIX" != /usr ] && [ ! -x "$FR_RADIUSD" ]; then
+	echo "# SKIP: no FreeRADIUS built in $FR_PREFIX (make freeradius builds it from FREERADIUS_TARBALL)"
+	finish
+fi
+for tool in "$FR_RADIUSD" eapol_test radsecproxy radclient openssl; do
 	command -v "$tool" >/dev/null 2>&1 || bail "$tool is installed (apt-get install freeradius freeradius-utils eapoltest radsecproxy)"
 done
 
-if [ ! -f "$BUILD/freeradius/rlm_dance.so" ]; then
+if [ ! -f "$FR_RLM_DANCE" ]; then
 	make -C "$top" BUILD="$BUILD" freeradius >"$T/build.log" 2>&1 ||
 		{ tail -20 "$T/build.log" | sed 's/^/# /'; bail "make freeradius builds rlm_dance.so"; }
 fi
-[ -f "$BUILD/freeradius/rlm_dance.so" ] || bail "rlm_dance.so exists"
+[ -f "$FR_RLM_DANCE" ] || bail "$FR_RLM_DANCE exists"
+FR_VERSION=$(fr_version)
+echo "# FreeRADIUS $FR_VERSION ($FR_RADIUSD), rlm_dance $FR_RLM_DANCE"
 
 if [ -z "${WORLD_ENV:-}" ]; then
 	own_world=$T/world
@@ -74,8 +86,6 @@ C=$WORLD_CERTS
 
 # Queries for NAME (TLSA) that reached the world's authoritative side.
 qcount() { sh "$top/t/world/world.sh" count "$WORLD_DIR" "$1"; }
-
-. "$top/t/lib/freeradius.sh"
 
 fr_setup 2500
 fr_start -xx || bail "freeradius starts with rlm_dance"
@@ -336,7 +346,8 @@ check "more waiting threads than max_waiting fail fast (global cap)" \
 # ------------------------------------------------------------------
 # RADSEC: radsecproxy as a RADIUS/TLS client
 # ------------------------------------------------------------------
-# radsec TAG CERT KEY: radclient -> radsecproxy (udp) -> freeradius (tls).
+# radsec TAG CERT KEY [PORT]: radclient -> radsecproxy (udp) -> freeradius
+# (tls, on PORT or $TLS_PORT).
 radsec() {
 	PORT=$(free_port)
 	cat >"$T/rsp-$1.conf" <<EOF
@@ -355,7 +366,7 @@ client lo {
 }
 server fr {
 	host 127.0.0.1
-	port $TLS_PORT
+	port ${4:-$TLS_PORT}
 	type tls
 	tls default
 	secret radsec
@@ -401,6 +412,48 @@ else
 	ok "RADSEC: radsecproxy without TLSA refused"
 fi
 
+# ------------------------------------------------------------------
+# RADSEC clients with a tls section of their own (FreeRADIUS 3.2.7+)
+# ------------------------------------------------------------------
+# radsec_is TAG CERT KEY PORT WANT-IN-REPLY: accepted with that reply.
+radsec_is() {
+	if radsec "$1" "$2" "$3" "$4" && grep -q "$5" "$T/radclient-$1.log"; then
+		ok "RADSEC client tls: $1 accepted ($5)"
+	else
+		nok "RADSEC client tls: $1 accepted ($5) [$(grep -h 'Reply-Message\|No reply' "$T/radclient-$1.log" | head -1)]"
+	fi
+}
+# radsec_refused TAG CERT KEY PORT LOG-LINE: refused, LOG-LINE logged.
+radsec_refused() {
+	mark=$(wc -l <"$FRLOG")
+	if radsec "$1" "$2" "$3" "$4"; then
+		nok "RADSEC client tls: $1 refused (was accepted)"
+	elif tail -n +"$((mark + 1))" "$FRLOG" | grep -q -- "$5"; then
+		ok "RADSEC client tls: $1 refused (log: $5)"
+	else
+		nok "RADSEC client tls: $1 refused, log line \"$5\" missing"
+	fi
+}
+if fr_client_tls; then
+	for c in "client tlsclient" "client lo of clients radsec_ctls" "client lo of server radsec_ps"; do
+		check "rlm_dance hooked the tls section of RADIUS/TLS $c" \
+			grep -q "DANE client authentication enabled on RADIUS/TLS $c\$" "$FRLOG"
+	done
+	# The listeners present a certificate radsecproxy does not trust:
+	# these connections ran on the client's own SSL_CTX.
+	radsec_is group-dane "$C/ee311.crt" "$C/ee311.key" "$TLS_PORT2" \
+		"radsec-group dance=ee311.clients.test status=Authenticated"
+	radsec_refused group-wrong-key "$K/wrongkey.crt" "$C/other.key" "$TLS_PORT2" \
+		"client ee311.clients.test rejected: TLSA does not match"
+	radsec_is server-dane "$C/sensor7.chain.pem" "$C/sensor7.key" "$TLS_PORT3" \
+		"radsec-server dance=sensor7._device.clients.test status=Authenticated"
+	radsec_is server-pkix "$K/corp.crt" "$K/corp.key" "$TLS_PORT3" "radsec-server dance= status=PKIX"
+	radsec_refused server-no-tlsa "$C/other.crt" "$C/other.key" "$TLS_PORT3" \
+		"client other.clients.test rejected: TLSA lookup"
+else
+	echo "# FreeRADIUS $FR_VERSION has no per-client TLS (3.2.7 and later): client tls tests skipped"
+fi
+
 check "freeradius still running" kill -0 "$frpid"
 
 # Clean shutdown: radiusd unloads modules before freeing the SSL_CTXs
@@ -419,7 +472,7 @@ conf_check() {
 	rm -rf "$T/C-$1"
 	cp -r "$R" "$T/C-$1"
 	sed -i "s|$(printf '%s' "$T/raddb" | sed 's/[.[\*^$|]/\\&/g')|$T/C-$1|g; $2" "$T/C-$1/radiusd.conf"
-	freeradius -C -xl stdout -d "$T/C-$1" -n radiusd >"$T/C-$1.log" 2>&1
+	"$FR_RADIUSD" -C -xl stdout -d "$T/C-$1" -n radiusd >"$T/C-$1.log" 2>&1
 }
 conf_bad() { # tag sed-expr expected-message
 	if conf_check "$1" "$2"; then
@@ -435,6 +488,43 @@ conf_bad allow-regex 's|allow = ".clients.test"|allow = "~(unclosed"|' 'bad allo
 conf_bad no-trust 's|trust_anchor_file = .*||' 'set trust_anchor_file'
 conf_bad ext_type 's|radsec = yes|radsec = yes\n\t\text_type = 65281|' 'ext_type 65281: extension type 0xFF01 is renegotiation_info'
 conf_bad eap_tls_config 's|eap_tls_config = "tls-common"|eap_tls_config = "nonesuch"|' 'has no "tls-config nonesuch" section'
+conf_warn() { # tag sed-expr expected-warning
+	conf_check "$1" "$2"
+	if grep -q -- "$3" "$T/C-$1.log"; then
+		ok "config warned: $1 ($3)"
+	else
+		nok "config warned: $1, warning \"$3\" missing"
+	fi
+}
+conf_warn reject-unknown-intermediate \
+	's|cipher_list = "DEFAULT"|cipher_list = "DEFAULT"\n\t\t\treject_unknown_intermediate_ca = yes|' \
+	'eap tls-config tls-common sets reject_unknown_intermediate_ca; FreeRADIUS .*rejects'
+if fr_client_tls; then
+	conf_warn dynamic-tls-clients \
+		's|^clients radsec_ctls {|clients radsec_ctls {\n\tclient dyn {\n\t\tipaddr = 127.0.1.0/24\n\t\tproto = tls\n\t\tsecret = radsec\n\t\tdynamic_clients = radsec_ps\n\t\tlifetime = 60\n\t}|' \
+		'client dyn of clients radsec_ctls defines dynamic RADIUS/TLS clients; a tls section of their own is not hooked'
+fi
+
+# An rlm_dance built for another FreeRADIUS release does not start.
+other=""
+for so in "$BUILD"/freeradius/rlm_dance.so "$BUILD"/freeradius-*/rlm_dance.so; do
+	[ -f "$so" ] && [ "$so" != "$FR_RLM_DANCE" ] && { other=$so; break; }
+done
+if [ -n "$other" ]; then
+	mkdir -p "$T/lib-other"
+	for m in "$T"/lib/*.so; do ln -sf "$(readlink "$m")" "$T/lib-other/"; done
+	ln -sf "$other" "$T/lib-other/rlm_dance.so"
+	if conf_check other-version "s|libdir = .*|libdir = $T/lib-other|"; then
+		nok "rlm_dance built for another FreeRADIUS ($other) refused"
+	elif grep -q "rlm_dance: built for FreeRADIUS .*, but this is FreeRADIUS $FR_VERSION\|rlm_dance magic number .* mismatch" \
+		"$T/C-other-version.log"; then
+		ok "rlm_dance built for another FreeRADIUS ($other) refused: $(grep -o "rlm_dance: built for.*\|rlm_dance magic number ([a-z]*) mismatch" "$T/C-other-version.log" | head -1)"
+	else
+		nok "rlm_dance built for another FreeRADIUS ($other) refused, no version message"
+	fi
+else
+	echo "# no rlm_dance.so built for another FreeRADIUS: version mismatch test skipped"
+fi
 # The shipped mods-available/dance parses (with the world's anchor).
 rm -rf "$T/C-shipped"
 cp -r "$R" "$T/C-shipped"
@@ -443,5 +533,5 @@ awk '/^\tdance \{/ {skip = 1} skip && /^\t\}/ {skip = 0; print "\t$INCLUDE dance
 	"$T/C-shipped/radiusd.conf" >"$T/C-shipped/r" && mv "$T/C-shipped/r" "$T/C-shipped/radiusd.conf"
 sed "s|/usr/share/dns/root.key|$WORLD_TA|" "$top/freeradius_module/raddb/mods-available/dance" >"$T/C-shipped/dance.conf"
 check "shipped mods-available/dance passes freeradius -C" \
-	freeradius -C -xl "$T/C-shipped.log" -d "$T/C-shipped" -n radiusd
+	"$FR_RADIUSD" -C -xl "$T/C-shipped.log" -d "$T/C-shipped" -n radiusd
 finish

@@ -7,7 +7,12 @@
 #     a URI that proxies: without a certificate they never reach the
 #     backend, and a forged identity header never reaches it (nor the
 #     access log), over HTTP/1.1 and HTTP/2;
-#  2. the identity header in every spelling a backend folds into the same
+#  2. draft -13's MUSTs in the handshake for "dance on" without legacy
+#     names: no TLS 1.2, no handshake without a certificate, also when
+#     SNI selects the DANCE server behind a default server without DANCE
+#     (which keeps TLS 1.2); a request whose Host selects a DANCE server
+#     other than the TLS server is 421;
+#  3. the identity header in every spelling a backend folds into the same
 #     variable (case, "-" and "_"; underscores_in_headers on): removed in
 #     every mode, on every request of a connection, HTTP/1.1 and HTTP/2,
 #     checked at a plain HTTP backend that prints the headers it got and
@@ -22,6 +27,7 @@ H2REQ="$TOP/t/tools/h2req.py"
 FORGED=admin.example
 
 UP=$(free_port) ON=$(free_port) LEG=$(free_port) OPT=$(free_port)
+SNI=$(free_port)
 
 # -- the backends: plain HTTP (headers as received) and PHP-FPM -------------
 
@@ -112,6 +118,20 @@ $(ngx_http_head)
             fastcgi_param SCRIPT_FILENAME $T/php/echo.php;
             fastcgi_param REQUEST_METHOD \$request_method;
         }
+    }
+
+    # one listener: a default server without DANCE, a DANCE server by SNI
+    server {
+        listen 127.0.0.1:$SNI ssl default_server;
+        server_name plain.test;
+        location / { return 200 "plain\n"; }
+    }
+    server {
+        listen 127.0.0.1:$SNI ssl;
+        server_name dance.test;
+        dance on;
+        dance_allow .clients.test;
+        location / { return 200 "dance id=[\$dance_client_id]\n"; }
     }
 
     # optional: unauthenticated clients pass, without any identity
@@ -233,6 +253,37 @@ for cert in none ee311; do
 		fi
 	done
 done
+
+# -- draft -13 in the handshake: TLS 1.3 only, a certificate required -------
+
+tls() {	# tls OUT PORT [s_client options]: exit status in OUT.rc
+	out=$1 port=$2
+	shift 2
+	timeout 10 openssl s_client -connect "127.0.0.1:$port" "$@" \
+		</dev/null >"$out" 2>&1
+	echo $? >"$out.rc"
+}
+tls "$T/o" "$ON" -tls1_2 -cert "$C/ee311.crt" -key "$C/ee311.key"
+grep -q 'alert protocol version' "$T/o"
+ok $? "dance on: TLS 1.2 is refused in the handshake (protocol_version)" "$(tail -n 5 "$T/o")"
+tls "$T/o" "$ON" -tls1_3
+grep -q 'alert certificate required' "$T/o"
+ok $? "dance on: TLS 1.3 without a certificate is refused in the handshake" "$(tail -n 5 "$T/o")"
+tls "$T/o" "$SNI" -tls1_2 -servername plain.test
+grep -q 'Protocol *: TLSv1.2' "$T/o" && ! grep -q alert "$T/o"
+ok $? "SNI: the default server without DANCE keeps TLS 1.2" "$(tail -n 5 "$T/o")"
+tls "$T/o" "$SNI" -tls1_2 -servername dance.test -cert "$C/ee311.crt" -key "$C/ee311.key"
+grep -q 'alert handshake failure' "$T/o"
+ok $? "SNI: TLS 1.2 to the DANCE server, with a certificate: handshake_failure" "$(tail -n 5 "$T/o")"
+tls "$T/o" "$SNI" -tls1_2 -servername dance.test
+grep -q 'alert handshake failure' "$T/o"
+ok $? "SNI: TLS 1.2 to the DANCE server, no certificate: handshake_failure" "$(tail -n 5 "$T/o")"
+dc "$T/o" ee311.clients.test ee311 "$SNI" --servername dance.test --http /
+grep -q 'dance id=\[ee311.clients.test\]' "$T/o"
+ok $? "SNI: a DANCE client of the DANCE server authenticates" "$(cat "$T/o")"
+curl -sk -o /dev/null -w '%{http_code}' --resolve "plain.test:$SNI:127.0.0.1" \
+	-H 'Host: dance.test' "https://plain.test:$SNI/" >"$T/o" 2>&1
+is "$(cat "$T/o")" 421 "TLS with the server without DANCE, Host of the DANCE server: 421"
 
 # -- every spelling, every mode ------------------------------------------------
 

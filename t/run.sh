@@ -4,7 +4,9 @@
 #   sh t/run.sh [all|unit|core]
 #     unit  cmocka unit tests only (no DNS)
 #     core  unit + integration binaries (the set run under ASan)
-#     all   core + every t/*.sh script (real servers, real clients)
+#     all   core + every t/*.sh script (real servers, real clients), and
+#           the runs listed in t/versions (a suite against another build
+#           of its host, e.g. freeradius@3.2.10)
 #
 # Integration tests get a fresh offline DNSSEC world (t/world/world.sh);
 # its env file is passed as WORLD_ENV.  Each suite's own counts
@@ -83,6 +85,12 @@ if [ "$what" != unit ]; then
 			case $s in t/run.sh|t/demo*.sh) continue ;; esac
 			run_suite "$(basename "$s" .sh)" sh "$s"
 		done
+		# t/versions: suites again, against other builds of their host.
+		while read -r name script vars <&3; do
+			case $name in ''|'#'*) continue ;; esac
+			# shellcheck disable=SC2086
+			run_suite "$name" env $(printf '%s' "$vars" | sed "s|\$BUILD|$BUILD|g") sh "$script"
+		done 3<t/versions
 	fi
 fi
 

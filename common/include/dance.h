@@ -341,6 +341,34 @@ struct dance_answer *dance_answer_deserialize(const unsigned char *buf,
 /* Resolver                                                            */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Second cache tier, optional: a cache shared beyond one resolver, such
+ * as nginx's shared memory zone that every worker sees.  The resolver
+ * asks get() on a miss of its own cache when no query for the name is
+ * in flight here, before starting one (and before the max_pending cap):
+ * a hit is kept in the resolver's cache for the rest of its TTL and
+ * handed out as a cache hit (from_cache 1, counted in tier_hits).
+ * After a query, every answer the resolver caches (ttl > 0, not ERROR
+ * or OVERLOAD) goes to put(); answers from get() and from
+ * dance_resolver_cache_put() do not.
+ *
+ * get(arg, name): name is checked and lower-cased.  Return a new
+ * reference (e.g. from dance_answer_deserialize) for exactly that name,
+ * with ttl set to the seconds it may still be used, or NULL.
+ * put(arg, a): a is valid during the call only; keep it ttl seconds at
+ * most.  Both run with the resolver's lock held, on the caller's or the
+ * driving thread: they must not call back into the resolver, and should
+ * not block.  Answers in the tier must come from resolvers with the
+ * same trust configuration (dance_resolver_cfg_digest()) and their
+ * expiry must not follow the wall clock (a clock stepped back would
+ * keep a revoked TLSA set alive).
+ */
+struct dance_cache_tier {
+	struct dance_answer *(*get)(void *arg, const char *name);
+	void (*put)(void *arg, const struct dance_answer *a);
+	void *arg;
+};
+
 enum dance_resolver_mode {
 	/* Host event loop: poll dance_resolver_fd(), call
 	 * dance_resolver_process(); never blocks. */
@@ -398,10 +426,24 @@ struct dance_resolver_cfg {
 	uint32_t neg_ttl;	/* upper bound for negative, default 60;
 				 * insecure answers get exactly this */
 	uint32_t fail_ttl;	/* SERVFAIL/bogus/timeout, default 5; 0 = none */
+	struct dance_cache_tier tier;	/* second tier; none by default */
 };
 
 /* Fills in the defaults above. */
 void dance_resolver_cfg_init(struct dance_resolver_cfg *cfg);
+
+/*
+ * SHA-256 over what decides which answers a resolver trusts: the trust
+ * anchor files (names and CONTENT), trust_ad, forwarders, forward_tls,
+ * tls_ca_file and unbound_conf (names and content; not files these
+ * include) and the TTL caps.  A host keeping answers beyond one resolver
+ * (struct dance_cache_tier) stores it with them and drops them when it
+ * changes, e.g. at a reload that removes an anchor.  DANCE_ERR_CONFIG
+ * when a file cannot be read.
+ */
+#define DANCE_DIGEST_LEN 32
+int dance_resolver_cfg_digest(const struct dance_resolver_cfg *cfg,
+	unsigned char out[DANCE_DIGEST_LEN], struct dance_error *err);
 
 struct dance_resolver;
 struct dance_lookup;
@@ -447,11 +489,12 @@ struct dance_lookup *dance_resolver_lookup(struct dance_resolver *r,
  * the resolver thread); callers must serialise cancel with their cb. */
 void dance_lookup_cancel(struct dance_lookup *l);
 
-/* Cache peek without any query: referenced answer or NULL. */
+/* Cache peek without any query (the resolver's cache, then the second
+ * tier): referenced answer or NULL. */
 struct dance_answer *dance_resolver_cached(struct dance_resolver *r,
 	const char *name);
-/* Store an answer obtained elsewhere (e.g. another worker's shared
- * cache) into this resolver's cache. */
+/* Store an answer obtained elsewhere into this resolver's own cache (not
+ * into the second tier: hosts with a shared cache use cfg.tier). */
 void dance_resolver_cache_put(struct dance_resolver *r,
 	struct dance_answer *a);
 
@@ -466,7 +509,8 @@ struct dance_answer *dance_resolve_wait(struct dance_resolver *r,
 
 struct dance_resolver_stats {
 	unsigned long lookups;		/* dance_resolver_lookup/wait calls */
-	unsigned long cache_hits;
+	unsigned long cache_hits;	/* the resolver's own cache */
+	unsigned long tier_hits;	/* the second tier (cfg.tier) */
 	unsigned long queries;		/* distinct queries started
 					 * (libunbound or trust_ad) */
 	unsigned long coalesced;	/* joined an in-flight query */
@@ -700,14 +744,18 @@ struct dance_tls_server_cfg {
 	 * why; the host logs it (OpenSSL's own error says only "bad
 	 * extension" or "certificate verify failed"). */
 	dance_conn_cb on_refuse;
-	/* 1: a TLS 1.3 client that sends a certificate without
-	 * dane_clientid fails the handshake with handshake_failure (the
-	 * draft's MUST for servers that require DANCE; state REJECTED,
-	 * reason no-ext, on_refuse called).  Set it when DANCE is required
-	 * and no legacy name source (san/identity) is configured.  TLS 1.2
-	 * clients are never refused for this, as TLS 1.2 cannot carry the
-	 * extension; a client without any certificate is the host's
-	 * policy.  0: such clients stay in state NONE. */
+	/* 1: DANCE is required and the extension is the only name
+	 * source: the draft's MUSTs are kept in the handshake.  A TLS 1.3
+	 * client that sends a certificate without dane_clientid fails with
+	 * handshake_failure (state REJECTED, reason no-ext, on_refuse
+	 * called); no version below TLS 1.3 is negotiated (the SSL_CTX's
+	 * minimum version, and a TLS 1.2 client that still gets there
+	 * through SNI fails with handshake_failure, reason protocol); a
+	 * client that sends no certificate fails (OpenSSL's alert:
+	 * handshake_failure in TLS 1.2, certificate_required in TLS 1.3).
+	 * Set it when DANCE is required and no legacy name source
+	 * (san/identity) is configured.  0: such clients stay in state
+	 * NONE, for the host to judge. */
 	int refuse_no_ext;
 };
 

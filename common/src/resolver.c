@@ -1,34 +1,33 @@
 /*
- * resolver.c -- DNSSEC-validated TLSA lookups through libunbound, with an
- * answer cache, coalescing of identical in-flight names, a cap on
- * distinct in-flight queries and a per-query deadline.
+ * resolver.c -- DNSSEC-validated TLSA lookups: the part common to every
+ * backend.  An answer cache (with an optional second tier, e.g. nginx's
+ * shared memory), coalescing of identical in-flight names, a cap on
+ * distinct in-flight queries, a per-query deadline, waiters and their
+ * callbacks, and the driving thread of threaded mode.
  *
- * Two backends sit behind the same in-flight table: libunbound (local
- * validation with trust anchors), or, with trust_ad and no anchors, the
- * stub transport of stub.c, which asks trusted validating resolvers and
- * believes their AD bit.  Each backend has submit (under the lock),
- * cancel and process; the rest of this file does not care which.
+ * Backends (resolver_backend.h): resolver_unbound.c (libunbound, local
+ * validation with trust anchors) and resolver_stub.c (trust_ad: the AD
+ * bit of trusted validating resolvers, through stub.c).  The rule: a
+ * backend sends one question per in-flight name and reports the DNS
+ * facts through dance_query_answer*() and dance_query_done(); it never
+ * sees waiters, the cache or the caps, and nothing here tests which
+ * backend runs.  A third backend is one file plus one line in
+ * backends[] below.
  *
  * Locking: one mutex per resolver guards every table (cache, in-flight
- * table, deadline list, waiters, stats), in both modes.  It is never held
- * while a user callback runs or while ub_process() runs (our libunbound
- * callback takes it), so callbacks may call back into the resolver.  It
- * is held around ub_resolve_async() so an answer cannot overtake the
- * registration of its query; libunbound calls no callback from there.
+ * table, deadline list, waiters, stats) and every backend call but
+ * process().  It is never held while a user callback runs or while a
+ * backend's process() reads (the backend takes it to complete a query),
+ * so callbacks may call back into the resolver.  It is held around
+ * submit so an answer cannot overtake the registration of its query.
+ * The second tier's get/put run under it (they must not call back).
  *
- * Cancellation: after ub_cancel() libunbound does not call the callback,
- * unless another thread is already inside ub_process() between fetching
- * the answer and calling it.  So ub_cancel() is only ever called on the
- * driving thread (the event-mode caller, or the internal thread), the
- * same thread that runs ub_process().  A query abandoned from another
- * thread is parked on the doomed list, and the internal thread cancels it.
- *
- * The stub backend does all its socket work under the mutex (it is
- * short and never blocks), so any thread may start or drop a query.
- * Its epoll events carry the query pointer; the driving thread takes
- * one event at a time and re-checks the query under the lock, and a
- * query dropped from another thread stays allocated (doomed) until the
- * driving thread reaps it, so such a pointer is never stale.
+ * Cancellation: a backend whose cancel is only safe on the driving
+ * thread (libunbound: see resolver_unbound.c) gets a query abandoned
+ * from another thread parked on the doomed list, and the internal
+ * thread cancels it.  Backends with cancel_any_thread stop at once; the
+ * query itself still waits on the doomed list for the driving thread,
+ * which may hold its pointer from an event.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,27 +40,25 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <unbound.h>
 
 #include "dance_int.h"
 #include "cache.h"
-#include "stub.h"
+#include "resolver_backend.h"
 
-#define RR_TYPE_TLSA	52
-#define RR_CLASS_IN	1
-#define RCODE_NOERROR	0
-#define RCODE_SERVFAIL	2
-#define RCODE_NXDOMAIN	3
 /* dance_resolve_wait() waits this much beyond the query deadline before
  * it gives up on the driving thread. */
 #define WAIT_MARGIN_MS	500
 #define INFLIGHT_MAX_BUCKETS (1u << 16)
 
-struct query;
+/* Tried in order: the first backend that selects the configuration. */
+static const struct dance_backend_ops *const backends[] = {
+	&dance_backend_unbound,
+	&dance_backend_stub,
+};
 
 struct dance_lookup {
 	struct dance_resolver *r;
-	struct query *q;		/* NULL once detached for delivery */
+	struct dance_query *q;		/* NULL once detached for delivery */
 	struct dance_lookup *prev, *next;
 	dance_lookup_cb cb;
 	void *arg;
@@ -69,34 +66,35 @@ struct dance_lookup {
 	int running;			/* callback started */
 };
 
-struct query {
+struct dance_query {
 	struct dance_resolver *r;
 	char name[DANCE_NAME_MAX + 1];
 	uint32_t hash;
-	int async_id;			/* libunbound backend */
-	struct dance_stubq *sq;		/* stub backend */
-	int doomed;			/* abandoned, awaiting ub_cancel */
+	union dance_query_slot slot;	/* the backend's */
+	int be_done;			/* backend cancelled or dropped */
+	int doomed;			/* abandoned, awaiting the driver */
 	uint64_t deadline;
-	struct query *hnext;		/* in-flight table chain */
-	struct query *prev, *next;	/* deadline list or doomed list */
+	struct dance_query *hnext;	/* in-flight table chain */
+	struct dance_query *prev, *next;	/* deadline or doomed list */
 	struct dance_lookup *waiters, *wtail;	/* in arrival order */
 	size_t nwaiters;
 };
 
 struct qlist {
-	struct query *head, *tail;
+	struct dance_query *head, *tail;
 };
 
 struct dance_resolver {
 	enum dance_resolver_mode mode;
 	unsigned timeout_ms, max_pending;
 	uint32_t min_ttl, max_ttl, neg_ttl, fail_ttl;
-	struct ub_ctx *ub;		/* one backend: ub ... */
-	struct dance_stub *stub;	/* ... or stub (trust_ad mode) */
+	const struct dance_backend_ops *be_ops;
+	void *be;
+	struct dance_cache_tier tier;	/* second tier, get NULL if none */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;		/* dance_resolve_wait() */
 	struct dance_cache *cache;
-	struct query **inflight;
+	struct dance_query **inflight;
 	size_t nbuckets;		/* power of two */
 	/* In flight, by deadline: every query gets the same timeout, so
 	 * appending keeps the list sorted and the head is the earliest. */
@@ -132,7 +130,7 @@ dance_resolver_cfg_init(struct dance_resolver_cfg *cfg)
 /* ------------------------------------------------------------------ */
 
 static void
-ql_append(struct qlist *l, struct query *q)
+ql_append(struct qlist *l, struct dance_query *q)
 {
 	q->next = NULL;
 	q->prev = l->tail;
@@ -144,7 +142,7 @@ ql_append(struct qlist *l, struct query *q)
 }
 
 static void
-ql_remove(struct qlist *l, struct query *q)
+ql_remove(struct qlist *l, struct dance_query *q)
 {
 	if (q->prev != NULL)
 		q->prev->next = q->next;
@@ -157,10 +155,10 @@ ql_remove(struct qlist *l, struct query *q)
 	q->prev = q->next = NULL;
 }
 
-static struct query *
+static struct dance_query *
 inflight_find(struct dance_resolver *r, const char *name, uint32_t h)
 {
-	struct query *q = r->inflight[h & (r->nbuckets - 1)];
+	struct dance_query *q = r->inflight[h & (r->nbuckets - 1)];
 
 	for (; q != NULL; q = q->hnext) {
 		if (q->hash == h && strcmp(q->name, name) == 0)
@@ -170,18 +168,18 @@ inflight_find(struct dance_resolver *r, const char *name, uint32_t h)
 }
 
 static void
-inflight_insert(struct dance_resolver *r, struct query *q)
+inflight_insert(struct dance_resolver *r, struct dance_query *q)
 {
-	struct query **b = &r->inflight[q->hash & (r->nbuckets - 1)];
+	struct dance_query **b = &r->inflight[q->hash & (r->nbuckets - 1)];
 
 	q->hnext = *b;
 	*b = q;
 }
 
 static void
-inflight_remove(struct dance_resolver *r, struct query *q)
+inflight_remove(struct dance_resolver *r, struct dance_query *q)
 {
-	struct query **p = &r->inflight[q->hash & (r->nbuckets - 1)];
+	struct dance_query **p = &r->inflight[q->hash & (r->nbuckets - 1)];
 
 	for (; *p != NULL; p = &(*p)->hnext) {
 		if (*p == q) {
@@ -194,7 +192,7 @@ inflight_remove(struct dance_resolver *r, struct query *q)
 
 /* Take a live query out of every table; it no longer counts as pending. */
 static void
-query_unlink(struct dance_resolver *r, struct query *q)
+query_unlink(struct dance_resolver *r, struct dance_query *q)
 {
 	inflight_remove(r, q);
 	ql_remove(&r->live, q);
@@ -202,7 +200,7 @@ query_unlink(struct dance_resolver *r, struct query *q)
 }
 
 static void
-waiter_attach(struct query *q, struct dance_lookup *w)
+waiter_attach(struct dance_query *q, struct dance_lookup *w)
 {
 	w->q = q;
 	w->next = NULL;
@@ -216,7 +214,7 @@ waiter_attach(struct query *q, struct dance_lookup *w)
 }
 
 static void
-waiter_detach(struct query *q, struct dance_lookup *w)
+waiter_detach(struct dance_query *q, struct dance_lookup *w)
 {
 	if (w->prev != NULL)
 		w->prev->next = w->next;
@@ -232,7 +230,7 @@ waiter_detach(struct query *q, struct dance_lookup *w)
 
 /* Detach all waiters for delivery; they keep their next links. */
 static struct dance_lookup *
-waiters_take(struct query *q)
+waiters_take(struct dance_query *q)
 {
 	struct dance_lookup *w, *list = q->waiters;
 
@@ -292,31 +290,68 @@ answer_simple(struct dance_resolver *r, enum dance_dns_status status,
 }
 
 static uint32_t
-neg_ttl(struct dance_resolver *r, int ttl)
+neg_ttl(struct dance_resolver *r, int64_t ttl)
 {
 	if (ttl < 0)
 		return 0;
-	return (uint32_t)ttl < r->neg_ttl ? (uint32_t)ttl : r->neg_ttl;
+	return (uint64_t)ttl < r->neg_ttl ? (uint32_t)ttl : r->neg_ttl;
 }
 
 static uint32_t
-pos_ttl(struct dance_resolver *r, int ttl)
+pos_ttl(struct dance_resolver *r, int64_t ttl)
 {
-	uint32_t t = ttl < 0 ? 0 : (uint32_t)ttl;
+	uint64_t t = ttl < 0 ? 0 : (uint64_t)ttl;
 
 	if (t < r->min_ttl)
 		t = r->min_ttl;
 	if (t > r->max_ttl)
 		t = r->max_ttl;
-	return t;
+	return (uint32_t)t;
 }
 
-/* Secure, non-empty RRset of n rdata: parse each, keep the usable
- * ones.  Shared by both backends. */
-static struct dance_answer *
-answer_secure(struct dance_resolver *r, const char *name,
-	char *const *data, const int *len, size_t n, int ttl)
+/* The TTL caps, by outcome: one policy for every backend. */
+static uint32_t
+ttl_for(struct dance_resolver *r, enum dance_dns_status status,
+	int64_t dns_ttl)
 {
+	switch (status) {
+	case DANCE_DNS_SECURE:
+		return pos_ttl(r, dns_ttl);
+	case DANCE_DNS_NODATA:
+	case DANCE_DNS_NXDOMAIN:
+		return neg_ttl(r, dns_ttl);
+	case DANCE_DNS_INSECURE:
+		return r->neg_ttl;
+	case DANCE_DNS_BOGUS:
+	case DANCE_DNS_SERVFAIL:
+	case DANCE_DNS_TIMEOUT:
+		return r->fail_ttl;
+	case DANCE_DNS_OVERLOAD:
+	case DANCE_DNS_ERROR:
+		break;
+	}
+	return 0;
+}
+
+struct dance_answer *
+dance_query_answer(struct dance_query *q, enum dance_dns_status status,
+	int64_t dns_ttl, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return answer_simple(q->r, status, q->name,
+		ttl_for(q->r, status, dns_ttl), "%s", why);
+}
+
+struct dance_answer *
+dance_query_answer_rrset(struct dance_query *q, char *const *data,
+	const int *len, size_t n, int64_t dns_ttl)
+{
+	struct dance_resolver *r = q->r;
 	struct dance_tlsa *rr;
 	struct dance_answer *a;
 	struct dance_error e;
@@ -324,7 +359,7 @@ answer_secure(struct dance_resolver *r, const char *name,
 	size_t i, used = 0, skipped = 0;
 
 	if ((rr = calloc(n, sizeof(*rr))) == NULL)
-		return answer_simple(r, DANCE_DNS_ERROR, name, 0,
+		return answer_simple(r, DANCE_DNS_ERROR, q->name, 0,
 			"out of memory");
 	for (i = 0; i < n; i++) {
 		if (len[i] >= 0 && dance_tlsa_parse(
@@ -342,8 +377,7 @@ answer_secure(struct dance_resolver *r, const char *name,
 		 * as no TLSA at all for authentication, and cached as
 		 * negative data. */
 		free(rr);
-		return answer_simple(r, DANCE_DNS_NODATA, name,
-			neg_ttl(r, ttl),
+		return dance_query_answer(q, DANCE_DNS_NODATA, dns_ttl,
 			"no usable TLSA records (%zu malformed: %s)",
 			skipped, skipwhy);
 	}
@@ -353,105 +387,24 @@ answer_secure(struct dance_resolver *r, const char *name,
 		(void)snprintf(why, sizeof(why),
 			"ignored %zu malformed TLSA record%s: %s", skipped,
 			skipped == 1 ? "" : "s", skipwhy);
-		a = dance_answer_new(DANCE_DNS_SECURE, name, rr, used,
-			pos_ttl(r, ttl), why);
+		a = dance_answer_new(DANCE_DNS_SECURE, q->name, rr, used,
+			pos_ttl(r, dns_ttl), why);
 	} else {
-		a = dance_answer_new(DANCE_DNS_SECURE, name, rr, used,
-			pos_ttl(r, ttl), NULL);
+		a = dance_answer_new(DANCE_DNS_SECURE, q->name, rr, used,
+			pos_ttl(r, dns_ttl), NULL);
 	}
 	free(rr);
 	if (a == NULL)
-		return answer_simple(r, DANCE_DNS_ERROR, name, 0,
+		return answer_simple(r, DANCE_DNS_ERROR, q->name, 0,
 			"out of memory");
 	return a;
 }
 
-/* Map a libunbound result to an outcome.  Order matters: a bogus result
- * usually also carries SERVFAIL, and bogus is the more useful reason. */
-static struct dance_answer *
-classify(struct dance_resolver *r, const char *name, int err,
-	struct ub_result *res)
-{
-	size_t n;
-
-	if (err != 0 || res == NULL)
-		return answer_simple(r, DANCE_DNS_ERROR, name, 0,
-			"libunbound: %s", ub_strerror(err));
-	if (res->bogus)
-		return answer_simple(r, DANCE_DNS_BOGUS, name, r->fail_ttl,
-			"DNSSEC validation failed: %s", res->why_bogus != NULL
-			? res->why_bogus : "no reason given");
-	if (res->rcode == RCODE_SERVFAIL)
-		return answer_simple(r, DANCE_DNS_SERVFAIL, name, r->fail_ttl,
-			"SERVFAIL (no server gave a usable answer)");
-	if (res->rcode != RCODE_NOERROR && res->rcode != RCODE_NXDOMAIN)
-		return answer_simple(r, DANCE_DNS_SERVFAIL, name, r->fail_ttl,
-			"DNS error, rcode %d", res->rcode);
-	if (!res->secure)
-		return answer_simple(r, DANCE_DNS_INSECURE, name, r->neg_ttl,
-			"answer is not DNSSEC-signed (no chain of trust)%s",
-			res->nxdomain ? ", name does not exist" :
-			!res->havedata ? ", no TLSA" : "");
-	if (res->nxdomain)
-		return answer_simple(r, DANCE_DNS_NXDOMAIN, name,
-			neg_ttl(r, res->ttl), "name does not exist (secure)");
-	if (!res->havedata || res->data == NULL || res->data[0] == NULL)
-		return answer_simple(r, DANCE_DNS_NODATA, name,
-			neg_ttl(r, res->ttl), "no TLSA records (secure)");
-	n = 0;
-	while (res->data[n] != NULL)
-		n++;
-	return answer_secure(r, name, res->data, res->len, n, res->ttl);
-}
-
 static int
-ttl_int(int64_t t)
+cacheable(const struct dance_answer *a)
 {
-	return t < 0 ? -1 : t > INT_MAX ? INT_MAX : (int)t;
-}
-
-/*
- * Map a trusted resolver's answer to an outcome: AD is its verdict.  A
- * validating resolver answers SERVFAIL for bogus data, so that cannot be
- * told apart from an unreachable zone, except through an Extended DNS
- * Error, which goes into the reason.
- */
-static struct dance_answer *
-classify_stub(struct dance_resolver *r, const char *name, int ret,
-	const struct dance_stub_result *res, const char *server)
-{
-	char ede[160] = "";
-
-	if (ret != DANCE_STUB_OK)
-		return answer_simple(r, DANCE_DNS_ERROR, name, 0,
-			"malformed answer from %s: %s", server, res->why);
-	if (res->ede >= 0)
-		(void)snprintf(ede, sizeof(ede), "; EDE %d%s%s", res->ede,
-			res->ede_text[0] != '\0' ? ": " : "", res->ede_text);
-	if (res->rcode == RCODE_SERVFAIL)
-		return answer_simple(r, DANCE_DNS_SERVFAIL, name, r->fail_ttl,
-			"upstream SERVFAIL (bogus or unreachable) from %s%s",
-			server, ede);
-	if (res->rcode != RCODE_NOERROR && res->rcode != RCODE_NXDOMAIN)
-		return answer_simple(r, DANCE_DNS_SERVFAIL, name, r->fail_ttl,
-			"DNS error from %s, rcode %d%s", server, res->rcode,
-			ede);
-	if (!res->ad)
-		return answer_simple(r, DANCE_DNS_INSECURE, name, r->neg_ttl,
-			"resolver did not set AD (%s: not validated as "
-			"secure)%s", server,
-			res->rcode == RCODE_NXDOMAIN ? ", name does not exist" :
-			res->n == 0 ? ", no TLSA" : "");
-	if (res->rcode == RCODE_NXDOMAIN)
-		return answer_simple(r, DANCE_DNS_NXDOMAIN, name,
-			neg_ttl(r, ttl_int(res->ttl)),
-			"name does not exist (secure, AD from %s)", server);
-	if (res->n == 0)
-		return answer_simple(r, DANCE_DNS_NODATA, name,
-			neg_ttl(r, ttl_int(res->ttl)),
-			"no TLSA records (secure, AD from %s)", server);
-	return answer_secure(r, name, (char *const *)res->data, res->len,
-		res->n, ttl_int(res->ttl));
+	return a->ttl > 0 && a->status != DANCE_DNS_OVERLOAD
+		&& a->status != DANCE_DNS_ERROR && a->name[0] != '\0';
 }
 
 /* Store a copy with from_cache set, so cache hits are distinguishable
@@ -461,14 +414,42 @@ cache_store(struct dance_resolver *r, const struct dance_answer *a)
 {
 	struct dance_answer *c;
 
-	if (a->ttl == 0 || a->status == DANCE_DNS_OVERLOAD
-		|| a->status == DANCE_DNS_ERROR || a->name[0] == '\0')
-		return;
-	if ((c = dance_answer_copy(a, 1)) == NULL)
+	if (!cacheable(a) || (c = dance_answer_copy(a, 1)) == NULL)
 		return;
 	(void)dance_cache_put(r->cache, c, dance_now_ms()
 		+ (uint64_t)a->ttl * 1000u);
 	dance_answer_unref(c);
+}
+
+/* Local miss: the second tier.  Its answer is kept locally for the rest
+ * of its TTL and handed out as a cache hit.  Caller holds r->mu. */
+static struct dance_answer *
+tier_get(struct dance_resolver *r, const char *key)
+{
+	struct dance_answer *a, *c;
+
+	if (r->tier.get == NULL || (a = r->tier.get(r->tier.arg, key)) == NULL)
+		return NULL;
+	c = strcmp(a->name, key) == 0 ? dance_answer_copy(a, 1) : NULL;
+	dance_answer_unref(a);
+	if (c == NULL)
+		return NULL;
+	r->st.tier_hits++;
+	if (cacheable(c))
+		(void)dance_cache_put(r->cache, c, dance_now_ms()
+			+ (uint64_t)c->ttl * 1000u);
+	return c;
+}
+
+/* Both tiers; a referenced answer or NULL.  Caller holds r->mu. */
+static struct dance_answer *
+cache_get(struct dance_resolver *r, const char *key)
+{
+	struct dance_answer *a;
+
+	if ((a = dance_cache_get(r->cache, key, dance_now_ms())) != NULL)
+		return a;
+	return tier_get(r, key);
 }
 
 /* Call the callbacks of detached waiters, without the lock.  A waiter
@@ -502,13 +483,15 @@ deliver(struct dance_resolver *r, struct dance_lookup *list,
  * returns with it released, as the callbacks must run unlocked.
  */
 static void
-query_finish(struct dance_resolver *r, struct query *q,
+query_finish(struct dance_resolver *r, struct dance_query *q,
 	struct dance_answer *a)
 {
 	struct dance_lookup *ws;
 
 	/* Cached even without waiters: the work is done. */
 	cache_store(r, a);
+	if (r->tier.put != NULL && cacheable(a))
+		r->tier.put(r->tier.arg, a);
 	ws = waiters_take(q);
 	pthread_mutex_unlock(&r->mu);
 	free(q);
@@ -517,20 +500,44 @@ query_finish(struct dance_resolver *r, struct query *q,
 }
 
 /* ------------------------------------------------------------------ */
-/* libunbound callback, deadlines, cancellation                       */
+/* Backends, deadlines, cancellation                                  */
 /* ------------------------------------------------------------------ */
 
-static void
-ub_cb(void *mydata, int err, struct ub_result *res)
+void
+dance_resolver_lock(struct dance_resolver *r)
 {
-	struct query *q = mydata;
-	struct dance_resolver *r = q->r;
-	struct dance_answer *a;
-
-	a = classify(r, q->name, err, res);
-	if (res != NULL)
-		ub_resolve_free(res);
 	pthread_mutex_lock(&r->mu);
+}
+
+void
+dance_resolver_unlock(struct dance_resolver *r)
+{
+	pthread_mutex_unlock(&r->mu);
+}
+
+struct dance_resolver *
+dance_query_resolver(struct dance_query *q)
+{
+	return q->r;
+}
+
+const char *
+dance_query_name(const struct dance_query *q)
+{
+	return q->name;
+}
+
+union dance_query_slot *
+dance_query_slot(struct dance_query *q)
+{
+	return &q->slot;
+}
+
+void
+dance_query_done(struct dance_query *q, struct dance_answer *a)
+{
+	struct dance_resolver *r = q->r;
+
 	if (q->doomed)
 		ql_remove(&r->doomed, q);
 	else
@@ -538,62 +545,27 @@ ub_cb(void *mydata, int err, struct ub_result *res)
 	query_finish(r, q, a);
 }
 
-/* Stop the backend's work on q.  libunbound: driving thread only (see
- * the top); the stub may drop its sockets from any thread.  Holds r->mu. */
+/* Stop the backend's work on q, once.  Holds r->mu. */
 static void
-backend_cancel(struct dance_resolver *r, struct query *q)
+backend_cancel(struct dance_resolver *r, struct dance_query *q)
 {
-	if (r->stub != NULL) {
-		dance_stubq_free(r->stub, q->sq);
-		q->sq = NULL;
+	if (q->be_done)
 		return;
-	}
-	(void)ub_cancel(r->ub, q->async_id);
+	q->be_done = 1;
+	r->be_ops->cancel(r->be, q);
 }
 
-/* Stub backend: run the retransmit timers that are due.  Every query
- * has its own, so this walks the in-flight list.  Holds r->mu. */
+/* Run the backend's per-query timers that are due.  Holds r->mu. */
 static void
-stub_timers(struct dance_resolver *r, uint64_t now)
+backend_timers(struct dance_resolver *r, uint64_t now)
 {
-	struct query *q;
+	struct dance_query *q;
 
+	if (r->be_ops->timer == NULL)
+		return;
 	for (q = r->live.head; q != NULL; q = q->next) {
-		if (q->sq != NULL && dance_stubq_next(q->sq) <= now)
-			dance_stubq_timer(r->stub, q->sq, now);
-	}
-}
-
-/* Stub backend: read the ready sockets and answer the queries that are
- * done.  Never blocks.  Driving thread. */
-static void
-stub_process(struct dance_resolver *r)
-{
-	struct dance_stub_result *res;
-	struct dance_answer *a;
-	struct query *q;
-	int ret;
-
-	/* Drain: hosts may watch our fd edge-triggered (nginx), like
-	 * ub_process(), which reads every ready answer.  Each query's
-	 * socket is emptied per event, so the loop ends; the bound is
-	 * only against a flood re-arming sockets meanwhile. */
-	for (unsigned i = 0; i < 2 * r->max_pending + 16; i++) {
-		pthread_mutex_lock(&r->mu);
-		if ((q = dance_stub_ready(r->stub)) == NULL) {
-			pthread_mutex_unlock(&r->mu);
-			return;
-		}
-		if (q->doomed || q->sq == NULL || !dance_stubq_io(r->stub,
-			q->sq, dance_now_ms(), &res, &ret)) {
-			pthread_mutex_unlock(&r->mu);
-			continue;
-		}
-		a = classify_stub(r, q->name, ret, res,
-			dance_stubq_server(r->stub, q->sq));
-		backend_cancel(r, q);
-		query_unlink(r, q);
-		query_finish(r, q, a);
+		if (r->be_ops->next_timer(r->be, q) <= now)
+			r->be_ops->timer(r->be, q, now);
 	}
 }
 
@@ -601,19 +573,13 @@ stub_process(struct dance_resolver *r)
 static void
 backend_process(struct dance_resolver *r)
 {
-	if (r->stub != NULL) {
-		stub_process(r);
-		return;
-	}
-	/* Reads the answers that are ready and calls ub_cb for each.  A
-	 * pipe error leaves the queries to their deadline. */
-	(void)ub_process(r->ub);
+	r->be_ops->process(r->be);
 }
 
 static int
 backend_fd(struct dance_resolver *r)
 {
-	return r->stub != NULL ? dance_stub_fd(r->stub) : ub_fd(r->ub);
+	return r->be_ops->fd(r->be);
 }
 
 /* Answer TIMEOUT for every query past its deadline.  Driving thread. */
@@ -621,7 +587,7 @@ static void
 expire(struct dance_resolver *r)
 {
 	struct dance_answer *a;
-	struct query *q;
+	struct dance_query *q;
 	uint64_t now = dance_now_ms();
 
 	pthread_mutex_lock(&r->mu);
@@ -637,8 +603,7 @@ expire(struct dance_resolver *r)
 		pthread_mutex_lock(&r->mu);
 	}
 	/* After the deadlines: no retransmit for a query that is over. */
-	if (r->stub != NULL)
-		stub_timers(r, now);
+	backend_timers(r, now);
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -646,7 +611,7 @@ expire(struct dance_resolver *r)
 static void
 reap_doomed(struct dance_resolver *r)
 {
-	struct query *q;
+	struct dance_query *q;
 
 	pthread_mutex_lock(&r->mu);
 	while ((q = r->doomed.head) != NULL) {
@@ -661,7 +626,7 @@ reap_doomed(struct dance_resolver *r)
 static void
 cancel_locked(struct dance_resolver *r, struct dance_lookup *w)
 {
-	struct query *q = w->q;
+	struct dance_query *q = w->q;
 
 	if (q == NULL) {
 		/* Detached for delivery: skip it unless it already runs
@@ -681,9 +646,9 @@ cancel_locked(struct dance_resolver *r, struct dance_lookup *w)
 		free(q);
 		return;
 	}
-	/* The stub's sockets can go now; q itself must wait for the
-	 * driving thread, which may hold its pointer from an event. */
-	if (r->stub != NULL)
+	/* The backend's work can stop now if it allows; q itself must
+	 * wait for the driving thread, which may hold its pointer. */
+	if (r->be_ops->cancel_any_thread)
 		backend_cancel(r, q);
 	q->doomed = 1;
 	ql_append(&r->doomed, q);
@@ -703,20 +668,23 @@ dance_lookup_cancel(struct dance_lookup *l)
 	pthread_mutex_unlock(&r->mu);
 }
 
-/* ms until the earliest deadline or stub retransmit, -1 if none.
+/* ms until the earliest deadline or backend timer, -1 if none.
  * Holds r->mu. */
 static int
 next_timeout_locked(struct dance_resolver *r)
 {
 	uint64_t now, d, t;
-	struct query *q;
+	struct dance_query *q;
 
 	if (r->live.head == NULL)
 		return -1;
 	t = r->live.head->deadline;
-	for (q = r->live.head; r->stub != NULL && q != NULL; q = q->next) {
-		if (q->sq != NULL && dance_stubq_next(q->sq) < t)
-			t = dance_stubq_next(q->sq);
+	for (q = r->live.head; r->be_ops->timer != NULL && q != NULL;
+		q = q->next) {
+		uint64_t b = r->be_ops->next_timer(r->be, q);
+
+		if (b < t)
+			t = b;
 	}
 	now = dance_now_ms();
 	if (t <= now)
@@ -746,30 +714,10 @@ name_key(const char *name, char *key)
 /* Hand q to the backend.  Holds r->mu: an answer cannot overtake the
  * registration of q.  Non-zero with *now set to an error answer. */
 static int
-backend_submit(struct dance_resolver *r, struct query *q,
+backend_submit(struct dance_resolver *r, struct dance_query *q,
 	struct dance_answer **now)
 {
-	char why[200];
-	int ret;
-
-	if (r->stub != NULL) {
-		q->sq = dance_stubq_start(r->stub, q->name, q, dance_now_ms(),
-			why, sizeof(why));
-		if (q->sq == NULL) {
-			*now = answer_simple(r, DANCE_DNS_ERROR, q->name, 0,
-				"%s", why);
-			return -1;
-		}
-		return 0;
-	}
-	ret = ub_resolve_async(r->ub, q->name, RR_TYPE_TLSA, RR_CLASS_IN, q,
-		ub_cb, &q->async_id);
-	if (ret != 0) {
-		*now = answer_simple(r, DANCE_DNS_ERROR, q->name, 0,
-			"ub_resolve_async(%s): %s", q->name, ub_strerror(ret));
-		return -1;
-	}
-	return 0;
+	return r->be_ops->submit(r->be, q, now);
 }
 
 /* Caller holds r->mu.  Returns the waiter, or NULL with *now set to an
@@ -779,7 +727,7 @@ lookup_locked(struct dance_resolver *r, const char *key, dance_lookup_cb cb,
 	void *arg, struct dance_answer **now, int *wake)
 {
 	struct dance_lookup *w;
-	struct query *q;
+	struct dance_query *q;
 	uint32_t h;
 
 	r->st.lookups++;
@@ -800,6 +748,12 @@ lookup_locked(struct dance_resolver *r, const char *key, dance_lookup_cb cb,
 		waiter_attach(q, w);
 		r->st.coalesced++;
 		return w;
+	}
+	/* Not in flight here: the second tier, before any query (and
+	 * before the cap, as a hit needs no query). */
+	if ((*now = tier_get(r, key)) != NULL) {
+		free(w);
+		return NULL;
 	}
 	if (r->pending >= r->max_pending) {
 		free(w);
@@ -823,9 +777,9 @@ lookup_locked(struct dance_resolver *r, const char *key, dance_lookup_cb cb,
 		return NULL;
 	}
 	q->deadline = dance_now_ms() + r->timeout_ms;
-	/* An idle internal thread sleeps without a deadline, and the
-	 * stub's retransmit may come before the deadlines it knows. */
-	*wake = r->live.head == NULL || r->stub != NULL;
+	/* An idle internal thread sleeps without a deadline, and a
+	 * backend timer may come before the deadlines it knows. */
+	*wake = r->live.head == NULL || r->be_ops->timer != NULL;
 	ql_append(&r->live, q);
 	inflight_insert(r, q);
 	r->pending++;
@@ -881,7 +835,7 @@ dance_resolver_cached(struct dance_resolver *r, const char *name)
 	if (r == NULL || !name_key(name, key))
 		return NULL;
 	pthread_mutex_lock(&r->mu);
-	a = dance_cache_get(r->cache, key, dance_now_ms());
+	a = cache_get(r, key);
 	pthread_mutex_unlock(&r->mu);
 	return a;
 }
@@ -1107,119 +1061,6 @@ dance_resolve_wait(struct dance_resolver *r, const char *name)
 /* ------------------------------------------------------------------ */
 
 static int
-readable(const char *what, const char *file, struct dance_error *err)
-{
-	FILE *f = fopen(file, "r");
-
-	if (f == NULL)
-		return dance_err_set(err, DANCE_ERR_CONFIG,
-			"%s \"%s\": %s", what, file, strerror(errno));
-	(void)fclose(f);
-	return DANCE_OK;
-}
-
-static int
-ub_fail(struct dance_error *err, const char *what, const char *val, int ret)
-{
-	return dance_err_set(err, DANCE_ERR_CONFIG, "%s \"%s\": %s", what,
-		val, ub_strerror(ret));
-}
-
-/*
- * Forwarder "addr[@port][#tls-auth-name]".  libunbound wants the port
- * whenever an auth name follows, so the default port is made explicit
- * (853 for DNS-over-TLS, else 53).
- */
-static int
-add_forwarder(struct ub_ctx *ub, const char *fwd, int tls,
-	struct dance_error *err)
-{
-	char buf[512];
-	const char *at, *hash, *p;
-	unsigned long port;
-	int ret;
-
-	if (fwd[0] == '\0' || strlen(fwd) >= sizeof(buf) - 8)
-		return dance_err_set(err, DANCE_ERR_CONFIG,
-			"bad forwarder \"%s\": empty or too long", fwd);
-	hash = strchr(fwd, '#');
-	at = strchr(fwd, '@');
-	if (hash != NULL && hash[1] == '\0')
-		return dance_err_set(err, DANCE_ERR_CONFIG,
-			"bad forwarder \"%s\": empty TLS auth name", fwd);
-	if (at != NULL && (hash == NULL || at < hash)) {
-		port = 0;
-		for (p = at + 1; *p != '\0' && *p != '#'; p++) {
-			if (*p < '0' || *p > '9' || port > 65535)
-				break;
-			port = port * 10 + (unsigned long)(*p - '0');
-		}
-		if (p == at + 1 || (*p != '\0' && *p != '#') || port == 0
-			|| port > 65535)
-			return dance_err_set(err, DANCE_ERR_CONFIG,
-				"bad forwarder \"%s\": bad port", fwd);
-		(void)snprintf(buf, sizeof(buf), "%s", fwd);
-	} else if (hash != NULL) {
-		(void)snprintf(buf, sizeof(buf), "%.*s@%d%s",
-			(int)(hash - fwd), fwd, tls ? 853 : 53, hash);
-	} else {
-		(void)snprintf(buf, sizeof(buf), "%s", fwd);
-	}
-	if ((ret = ub_ctx_set_fwd(ub, buf)) != 0)
-		return ub_fail(err, "bad forwarder", fwd, ret);
-	return DANCE_OK;
-}
-
-/*
- * Bring a libunbound option to at most (raise == 0) or at least
- * (raise == 1) val, leaving a value from unbound_conf that is already
- * on the right side of it alone.
- */
-static int
-clamp_option(struct ub_ctx *ub, const char *opt, uint32_t val, int raise,
-	struct dance_error *err)
-{
-	char name[64], buf[16], *cur = NULL;
-	int ret;
-
-	(void)snprintf(name, sizeof(name), "%s", opt);
-	name[strlen(name) - 1] = '\0';	/* get_option wants no colon */
-	if (ub_ctx_get_option(ub, name, &cur) == 0 && cur != NULL) {
-		unsigned long c = strtoul(cur, NULL, 10);
-
-		free(cur);
-		if (raise ? c >= val : c < val)
-			return DANCE_OK;
-	}
-	(void)snprintf(buf, sizeof(buf), "%u", (unsigned)val);
-	if ((ret = ub_ctx_set_option(ub, opt, buf)) != 0)
-		return ub_fail(err, "libunbound option", opt, ret);
-	return DANCE_OK;
-}
-
-/*
- * Our cache bounds also bound libunbound's, so a max_ttl expiry really
- * re-fetches.  Its query capacity must match max_pending: libunbound's
- * default of 16 outgoing sockets lets a few lookups hanging on a dead
- * server queue every other name behind them (the slowloris case).
- * Sockets are opened per query, so the higher limit costs nothing idle.
- */
-static int
-ub_limits(struct ub_ctx *ub, const struct dance_resolver_cfg *cfg,
-	struct dance_error *err)
-{
-	uint32_t cap = cfg->max_pending + 64;
-
-	if (clamp_option(ub, "cache-max-ttl:", cfg->max_ttl, 0, err) != 0
-		|| clamp_option(ub, "cache-max-negative-ttl:", cfg->neg_ttl, 0,
-		err) != 0
-		|| clamp_option(ub, "outgoing-range:", cap, 1, err) != 0
-		|| clamp_option(ub, "num-queries-per-thread:", cap, 1, err) != 0)
-		return DANCE_ERR_CONFIG;
-	return DANCE_OK;
-}
-
-static int
 cfg_check(const struct dance_resolver_cfg *cfg, struct dance_error *err)
 {
 	int has_ta = cfg->trust_anchor_files != NULL
@@ -1235,20 +1076,7 @@ cfg_check(const struct dance_resolver_cfg *cfg, struct dance_error *err)
 			"refusing to run without DNSSEC validation");
 	/* trust_ad without anchors: the stub backend, because libunbound
 	 * (checked with 1.17.1) clears the AD bit of a forwarder's
-	 * answer.  Only plain DNS to the forwarders, nothing of
-	 * libunbound's configuration applies. */
-	if (!has_ta && !has_fwd)
-		return dance_err_set(err, DANCE_ERR_CONFIG, "trust_ad without "
-			"trust anchors needs forwarders (validating resolvers "
-			"whose AD bit is trusted)");
-	if (!has_ta && cfg->forward_tls)
-		return dance_err_set(err, DANCE_ERR_CONFIG, "forward_tls is "
-			"not supported with trust_ad (no trust anchors): the "
-			"path to the resolver must be trusted as it is");
-	if (!has_ta && cfg->unbound_conf != NULL)
-		return dance_err_set(err, DANCE_ERR_CONFIG, "unbound_conf "
-			"\"%s\" is not used with trust_ad (no trust anchors: "
-			"the forwarders resolve)", cfg->unbound_conf);
+	 * answer; it checks what applies to it. */
 	if (cfg->forward_tls && !has_fwd)
 		return dance_err_set(err, DANCE_ERR_CONFIG,
 			"forward_tls needs forwarders");
@@ -1262,92 +1090,6 @@ cfg_check(const struct dance_resolver_cfg *cfg, struct dance_error *err)
 		return dance_err_set(err, DANCE_ERR_CONFIG,
 			"min_ttl %u > max_ttl %u", (unsigned)cfg->min_ttl,
 			(unsigned)cfg->max_ttl);
-	return DANCE_OK;
-}
-
-/*
- * libunbound sets up its TLS context only when a worker starts, and a
- * libunbound built without OpenSSL (Debian's uses nettle) cannot do
- * DNS-over-TLS at all: every lookup would fail.  A synchronous lookup of
- * a local-only name starts a worker without any network traffic.
- */
-static int
-tls_probe(struct ub_ctx *ub, struct dance_error *err)
-{
-	static const char probe[] = "dance-tls-probe.invalid.";
-	struct ub_result *res = NULL;
-	int ret;
-
-	if ((ret = ub_ctx_zone_add(ub, probe, "static")) != 0)
-		return ub_fail(err, "local zone", probe, ret);
-	ret = ub_resolve(ub, probe, 1, RR_CLASS_IN, &res);
-	if (res != NULL)
-		ub_resolve_free(res);
-	if (ret != 0)
-		return dance_err_set(err, DANCE_ERR_CONFIG, "forward_tls: "
-			"libunbound cannot set up DNS-over-TLS (%s): it is "
-			"built without OpenSSL (as Debian's is), or "
-			"tls_ca_file is unusable", ub_strerror(ret));
-	return DANCE_OK;
-}
-
-static int
-ub_setup(struct dance_resolver *r, const struct dance_resolver_cfg *cfg,
-	struct dance_error *err)
-{
-	const char *const *p;
-	int ret;
-
-	if ((r->ub = ub_ctx_create()) == NULL)
-		return dance_err_set(err, DANCE_ERR_NOMEM,
-			"ub_ctx_create failed");
-	/* Answers come back through a pipe from libunbound's thread. */
-	if ((ret = ub_ctx_async(r->ub, 1)) != 0)
-		return ub_fail(err, "ub_ctx_async", "1", ret);
-	if (cfg->unbound_conf != NULL) {
-		if (readable("unbound_conf", cfg->unbound_conf, err) != 0)
-			return DANCE_ERR_CONFIG;
-		if ((ret = ub_ctx_config(r->ub, cfg->unbound_conf)) != 0)
-			return ub_fail(err, "unbound_conf", cfg->unbound_conf,
-				ret);
-	}
-	for (p = cfg->trust_anchor_files; p != NULL && *p != NULL; p++) {
-		if (readable("trust anchor file", *p, err) != 0)
-			return DANCE_ERR_CONFIG;
-		if ((ret = ub_ctx_add_ta_file(r->ub, *p)) != 0)
-			return ub_fail(err, "trust anchor file", *p, ret);
-	}
-	for (p = cfg->forwarders; p != NULL && *p != NULL; p++) {
-		if (add_forwarder(r->ub, *p, cfg->forward_tls, err) != 0)
-			return DANCE_ERR_CONFIG;
-	}
-	if (cfg->forward_tls) {
-		if ((ret = ub_ctx_set_tls(r->ub, 1)) != 0)
-			return ub_fail(err, "forward_tls", "1", ret);
-		if (cfg->tls_ca_file != NULL) {
-			if (readable("tls_ca_file", cfg->tls_ca_file, err) != 0)
-				return DANCE_ERR_CONFIG;
-			if ((ret = ub_ctx_set_option(r->ub, "tls-cert-bundle:",
-				cfg->tls_ca_file)) != 0)
-				return ub_fail(err, "tls_ca_file",
-					cfg->tls_ca_file, ret);
-		}
-	}
-	if (ub_limits(r->ub, cfg, err) != DANCE_OK)
-		return DANCE_ERR_CONFIG;
-	/* libunbound reads trust anchors and the rest only when it is
-	 * finalised; removing a zone that does not exist forces that now,
-	 * so a bad file fails here rather than at the first lookup. */
-	if ((ret = ub_ctx_zone_remove(r->ub, "dance-finalize.invalid.")) != 0)
-		return dance_err_set(err, DANCE_ERR_CONFIG, "libunbound "
-			"rejected the configuration (trust anchor file \"%s\"%s, "
-			"unbound_conf \"%s\"; details on stderr): %s",
-			cfg->trust_anchor_files[0],
-			cfg->trust_anchor_files[1] != NULL ? " ..." : "",
-			cfg->unbound_conf != NULL ? cfg->unbound_conf : "",
-			ub_strerror(ret));
-	if (cfg->forward_tls)
-		return tls_probe(r->ub, err);
 	return DANCE_OK;
 }
 
@@ -1382,15 +1124,20 @@ dance_resolver_new(const struct dance_resolver_cfg *cfg,
 	r->max_ttl = cfg->max_ttl;
 	r->neg_ttl = cfg->neg_ttl;
 	r->fail_ttl = cfg->fail_ttl;
-	if (cfg->trust_anchor_files != NULL
-		&& cfg->trust_anchor_files[0] != NULL) {
-		/* Local validation wins: trust_ad is ignored. */
-		if (ub_setup(r, cfg, err) != DANCE_OK)
-			goto fail;
-	} else if (dance_stub_new(&r->stub, cfg->forwarders, cfg->timeout_ms,
-		err) != DANCE_OK) {
+	r->tier = cfg->tier;
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+		if (backends[i]->selects(cfg)) {
+			r->be_ops = backends[i];
+			break;
+		}
+	}
+	if (r->be_ops == NULL) {
+		dance_err_set(err, DANCE_ERR_CONFIG, "no resolver backend "
+			"for this configuration");
 		goto fail;
 	}
+	if ((r->be = r->be_ops->create(r, cfg, err)) == NULL)
+		goto fail;
 	while (nb < cfg->max_pending && nb < INFLIGHT_MAX_BUCKETS)
 		nb <<= 1;
 	r->nbuckets = nb;
@@ -1425,12 +1172,12 @@ static void
 free_queries(struct dance_resolver *r, struct qlist *l)
 {
 	struct dance_lookup *w, *wn;
-	struct query *q;
+	struct dance_query *q;
 
 	while ((q = l->head) != NULL) {
 		ql_remove(l, q);
-		if (r->stub != NULL)
-			dance_stubq_free(r->stub, q->sq);
+		if (!q->be_done && r->be_ops->drop != NULL)
+			r->be_ops->drop(r->be, q);
 		for (w = q->waiters; w != NULL; w = wn) {
 			wn = w->next;
 			free(w);
@@ -1451,14 +1198,14 @@ dance_resolver_free(struct dance_resolver *r)
 		wake_thread(r);
 		(void)pthread_join(r->thread, NULL);
 	}
-	/* After ub_ctx_delete no libunbound callback can run, so the
-	 * queries (its callback arguments) can go; their waiters are
-	 * dropped without a callback. */
-	if (r->ub != NULL)
-		ub_ctx_delete(r->ub);
-	free_queries(r, &r->live);
-	free_queries(r, &r->doomed);
-	dance_stub_free(r->stub);
+	/* Nothing drives the backend any more, so no query completes:
+	 * each is dropped, then the backend goes (after which none can
+	 * complete either); waiters are dropped without a callback. */
+	if (r->be_ops != NULL) {
+		free_queries(r, &r->live);
+		free_queries(r, &r->doomed);
+		r->be_ops->free(r->be);
+	}
 	free(r->inflight);
 	dance_cache_free(r->cache);
 	dance_answer_unref(r->oom);

@@ -81,6 +81,8 @@ int dance_decide_in_handshake(struct dance_tls_server *srv,
 int dance_conn_refuse(struct dance_tls_server *srv, struct conn_priv *c,
 	int *al);
 /* Give back c's place in the waiting budget, if it holds one. */
+int dance_budget_enter(struct dance_tls_server *srv, struct conn_priv *c,
+	char *why, size_t whylen);
 void dance_budget_leave(struct dance_tls_server *srv, struct conn_priv *c);
 /* The reason word for a dance_code / a lookup outcome. */
 enum dance_reason dance_reason_of_code(enum dance_code code);

@@ -113,24 +113,29 @@ srv_parse_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
 /* ------------------------------------------------------------------ */
 
 /*
- * A TLS 1.3 client presented a certificate without dane_clientid.  A
- * server that requires DANCE (and takes no legacy name) must abort with
- * handshake_failure (draft, Server Behavior).  TLS 1.2 cannot carry the
- * extension, so it is never refused here.  Returns 1 when refused.
+ * A client presented a certificate without dane_clientid.  A server
+ * that requires DANCE (and takes no legacy name) must abort with
+ * handshake_failure (draft, Server Behavior); a TLS 1.2 client cannot
+ * send the extension at all, and such a server must not negotiate a
+ * version below TLS 1.3 (draft, Security Considerations).  The version
+ * is checked here, after SNI chose the server: the SSL_CTX's minimum
+ * version only applies when the server was chosen without SNI.
+ * Returns 1 when refused.
  */
 static int
 verify_no_ext(SSL *ssl, struct conn_priv *c, X509_STORE_CTX *xs)
 {
 	struct dance_tls_server *srv;
+	int tls13;
 
 	if (c != NULL && c->pub.state != DANCE_CONN_NONE)
 		return 0;
-	if (ssl == NULL || X509_STORE_CTX_get_error_depth(xs) != 0 ||
-	    SSL_version(ssl) != TLS1_3_VERSION)
+	if (ssl == NULL || X509_STORE_CTX_get_error_depth(xs) != 0)
 		return 0;
 	srv = dance_tls_server_of(ssl);
 	if (srv == NULL || !srv->cfg.refuse_no_ext)
 		return 0;
+	tls13 = SSL_version(ssl) >= TLS1_3_VERSION;
 	/* The conn carries the reason for on_refuse and the host; if it
 	 * cannot be made, the handshake still fails. */
 	X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
@@ -138,7 +143,9 @@ verify_no_ext(SSL *ssl, struct conn_priv *c, X509_STORE_CTX *xs)
 		return 1;
 	c->pub.srv = srv;
 	dance_conn_set(c, DANCE_CONN_REJECTED, DANCE_ERR_PROTOCOL,
-		DANCE_REASON_NO_EXT, "client sent no dane_clientid");
+		tls13 ? DANCE_REASON_NO_EXT : DANCE_REASON_PROTOCOL,
+		tls13 ? "client sent no dane_clientid" : "client negotiated "
+		"a version below TLS 1.3, which cannot carry dane_clientid");
 	(void)dance_conn_refuse(srv, c, NULL);
 	return 1;
 }
@@ -316,6 +323,17 @@ dance_tls_server_attach(struct dance_tls_server *s, SSL_CTX *ctx,
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	mode = SSL_CTX_get_verify_mode(ctx) | SSL_VERIFY_PEER;
+	/* Required, extension only: no TLS 1.2, and no handshake without
+	 * a certificate (a TLS 1.3 client without one gets OpenSSL's
+	 * certificate_required alert: OpenSSL 3.0 has no hook between
+	 * an empty Certificate and its own alert). */
+	if (s->cfg.refuse_no_ext) {
+		mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+		if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1)
+			return dance_err_set(err, DANCE_ERR_TLS, "cannot "
+				"require TLS 1.3: %s",
+				dance_ssl_err_text(eb, sizeof(eb)));
+	}
 	cb = keep_verify_cb ? SSL_CTX_get_verify_callback(ctx) :
 		dance_tls_verify_cb;
 	SSL_CTX_set_verify(ctx, mode, cb);

@@ -134,7 +134,8 @@ usage(FILE *f)
 "looks up its DNSSEC-validated TLSA records and matches the client\n"
 "certificate.  Replies with a small HTTP/1.0 response whose body is\n"
 "  DANCE-Status: SUCCESS | FAILED:<reason> | NONE\n"
-"  (reason: one word, e.g. nxdomain, nomatch, not-allowed, timeout)\n"
+"  (reason: one word, e.g. nxdomain, nomatch, not-allowed, timeout;\n"
+"  a refused peer (403) gets FAILED alone, the log line has the reason)\n"
 "  DANCE-Client-Id: <name>\n"
 "  DANCE-Usage: <TLSA usage>\n"
 "and closes.  A cached TLSA answer is checked inside the handshake\n"
@@ -576,6 +577,10 @@ build_response(struct conn *c)
 	else
 		(void)snprintf(usage, sizeof(usage), "-");
 	c->http_status = ok || o->optional ? 200 : 403;
+	/* A refused peer learns that it failed, not why (the draft's one
+	 * generic alert, for the same reason); the log line has it. */
+	if (c->http_status == 403 && strncmp(status, "FAILED:", 7) == 0)
+		status = "FAILED";
 	n = snprintf(c->out, sizeof(c->out), "HTTP/1.0 %s\r\n"
 		"Content-Type: text/plain\r\nConnection: close\r\n\r\n"
 		"DANCE-Status: %s\r\nDANCE-Client-Id: %s\r\n"

@@ -880,6 +880,60 @@ test_no_cache(void **state)
 	dance_resolver_free(r);
 }
 
+/* The trust digest follows the anchors' content and every trust
+ * setting, and nothing else. */
+static void
+test_cfg_digest(void **state)
+{
+	unsigned char d0[DANCE_DIGEST_LEN], d[DANCE_DIGEST_LEN];
+	struct dance_resolver_cfg c;
+	struct dance_error e;
+	char ta[PATH_MAX + 32];
+	const char *tas[2] = { ta, NULL };
+	const char *fw[2] = { "127.0.0.1@53", NULL };
+	FILE *f;
+
+	(void)state;
+	snprintf(ta, sizeof(ta), "%s/digest-ta.%d", w_tmp, (int)getpid());
+	assert_non_null(f = fopen(ta, "w"));
+	fputs("test. IN DS 1 13 2 00\n", f);
+	fclose(f);
+	world_cfg(&c, DANCE_RESOLVER_EVENT);
+	c.trust_anchor_files = tas;
+	assert_int_equal(dance_resolver_cfg_digest(&c, d0, &e), DANCE_OK);
+	c.timeout_ms = 7;		/* not about trust */
+	c.max_pending = 3;
+	c.cache_size = 0;
+	c.mode = DANCE_RESOLVER_THREADED;
+	assert_int_equal(dance_resolver_cfg_digest(&c, d, &e), DANCE_OK);
+	assert_memory_equal(d, d0, sizeof(d));
+	/* Same file name, other content. */
+	assert_non_null(f = fopen(ta, "w"));
+	fputs("test. IN DS 1 13 2 01\n", f);
+	fclose(f);
+	assert_int_equal(dance_resolver_cfg_digest(&c, d, &e), DANCE_OK);
+	assert_memory_not_equal(d, d0, sizeof(d));
+	memcpy(d0, d, sizeof(d));
+	c.trust_ad = 1;
+	assert_int_equal(dance_resolver_cfg_digest(&c, d, &e), DANCE_OK);
+	assert_memory_not_equal(d, d0, sizeof(d));
+	c.trust_ad = 0;
+	c.max_ttl = 3599;
+	assert_int_equal(dance_resolver_cfg_digest(&c, d, &e), DANCE_OK);
+	assert_memory_not_equal(d, d0, sizeof(d));
+	c.max_ttl = 3600;
+	c.forwarders = fw;
+	assert_int_equal(dance_resolver_cfg_digest(&c, d, &e), DANCE_OK);
+	assert_memory_not_equal(d, d0, sizeof(d));
+	c.forwarders = NULL;
+	assert_int_equal(dance_resolver_cfg_digest(&c, d, &e), DANCE_OK);
+	assert_memory_equal(d, d0, sizeof(d));
+	unlink(ta);
+	assert_int_equal(dance_resolver_cfg_digest(&c, d, &e),
+		DANCE_ERR_CONFIG);
+	assert_non_null(strstr(e.reason, ta));
+}
+
 static void
 test_cache_put_lru(void **state)
 {
@@ -1479,6 +1533,115 @@ test_config_errors(void **state)
 		assert_non_null(strstr(e.reason, "DNS-over-TLS"));
 	}
 	unlink(conf);
+}
+
+/* A second cache tier as a host keeps one (e.g. nginx's shared zone):
+ * one serialized answer, and what the resolver asked of it. */
+struct tier {
+	unsigned char buf[4096];
+	size_t len;
+	int gets, puts;
+	int wrong_name;		/* get() answers for another name */
+};
+
+static struct dance_answer *
+tier_get(void *arg, const char *name)
+{
+	struct tier *t = arg;
+	struct dance_answer *a;
+
+	t->gets++;
+	if (t->len == 0)
+		return NULL;
+	a = dance_answer_deserialize(t->buf, t->len);
+	assert_non_null(a);
+	if (!t->wrong_name && strcmp(a->name, name) != 0) {
+		dance_answer_unref(a);
+		return NULL;
+	}
+	return a;
+}
+
+static void
+tier_put(void *arg, const struct dance_answer *a)
+{
+	struct tier *t = arg;
+
+	t->puts++;
+	assert_int_equal(a->from_cache, 0);
+	t->len = dance_answer_serialize(a, t->buf, sizeof(t->buf));
+	assert_true(t->len > 0);
+}
+
+static struct dance_resolver *
+mk_tier(void **state, struct tier *t)
+{
+	struct dance_resolver_cfg c;
+
+	var_cfg(state, &c, DANCE_RESOLVER_EVENT);
+	c.tier.get = tier_get;
+	c.tier.put = tier_put;
+	c.tier.arg = t;
+	return mk(&c);
+}
+
+/* The tier is asked on a local miss before any query and filled after
+ * a fresh answer; a second resolver on the same tier asks no DNS. */
+static void
+test_cache_tier(void **state)
+{
+	const char *name = "ee311.clients.test";
+	struct dance_resolver *r1, *r2, *r3;
+	struct dance_answer *a;
+	struct tier t;
+
+	memset(&t, 0, sizeof(t));
+	r1 = mk_tier(state, &t);
+	a = ev_lookup(r1, name, 5000);
+	expect_status(a, DANCE_DNS_SECURE);
+	assert_int_equal(a->from_cache, 0);
+	dance_answer_unref(a);
+	assert_int_equal(t.gets, 1);		/* missed, then the query */
+	assert_int_equal(t.puts, 1);		/* filled after it */
+	assert_int_equal(stats(r1).queries, 1);
+	a = ev_lookup(r1, name, 100);		/* local hit: tier not asked */
+	assert_int_equal(a->from_cache, 1);
+	dance_answer_unref(a);
+	assert_int_equal(t.gets, 1);
+
+	r2 = mk_tier(state, &t);
+	a = ev_lookup(r2, name, 100);		/* synchronous tier hit */
+	expect_status(a, DANCE_DNS_SECURE);
+	assert_int_equal(a->from_cache, 1);
+	expect_rr(&a->rr[0], 3, 1, 1, "ee311");
+	dance_answer_unref(a);
+	assert_int_equal(t.gets, 2);
+	assert_int_equal(t.puts, 1);		/* not written back */
+	assert_int_equal(stats(r2).queries, 0);
+	assert_int_equal(stats(r2).tier_hits, 1);
+	assert_int_equal(stats(r2).cache_hits, 0);
+	a = dance_resolver_cached(r2, name);	/* now in r2's own cache */
+	assert_non_null(a);
+	dance_answer_unref(a);
+	assert_int_equal(t.gets, 2);
+	/* A peek asks the tier too. */
+	a = dance_resolver_cached(r1, "ee312.clients.test");
+	assert_null(a);
+	assert_int_equal(t.gets, 3);
+
+	/* An answer for another name is not taken. */
+	t.wrong_name = 1;
+	r3 = mk_tier(state, &t);
+	a = ev_lookup(r3, "ee312.clients.test", 5000);
+	expect_status(a, DANCE_DNS_SECURE);
+	assert_string_equal(a->name, "ee312.clients.test");
+	assert_int_equal(a->from_cache, 0);
+	dance_answer_unref(a);
+	assert_int_equal(stats(r3).queries, 1);
+	assert_int_equal(stats(r3).tier_hits, 0);
+	dance_resolver_free(r1);
+	dance_resolver_free(r2);
+	dance_resolver_free(r3);
 }
 
 static void
@@ -2129,6 +2292,7 @@ static const struct CMUnitTest shared_tests[] = {
 	cmocka_unit_test(test_threaded_coalesce),
 	cmocka_unit_test(test_threaded_cancel),
 	cmocka_unit_test(test_serialize),
+	cmocka_unit_test(test_cache_tier),
 	cmocka_unit_test(test_bad_names),
 };
 
@@ -2140,6 +2304,7 @@ static const struct CMUnitTest lu_tests[] = {
 	cmocka_unit_test(test_slow_does_not_starve),
 	cmocka_unit_test(test_ttl_expiry),
 	cmocka_unit_test(test_cache_put_lru),
+	cmocka_unit_test(test_cfg_digest),
 	cmocka_unit_test(test_forwarder),
 	cmocka_unit_test(test_config_errors),
 };

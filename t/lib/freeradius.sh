@@ -3,6 +3,34 @@
 # freeradius.  Sourced; the caller sets top, BUILD, T, C (= $WORLD_CERTS,
 # world env sourced) and defines bail(); fr_setup sets the rest.  Keeps
 # everything under $T, loopback ports only.
+#
+# The FreeRADIUS under test comes from the environment (default: Debian's):
+#   FR_PREFIX     its install prefix; dictionaries in $FR_PREFIX/share/freeradius
+#   FR_RADIUSD    the server binary ($FR_PREFIX/sbin/radiusd; Debian: freeradius)
+#   FR_MODDIR     its modules ($FR_PREFIX/lib; Debian: /usr/lib/freeradius)
+#   FR_RLM_DANCE  rlm_dance.so built for it (Debian: $BUILD/freeradius/;
+#                 else next to the prefix, as freeradius_module/server.sh lays out)
+FR_PREFIX=${FR_PREFIX:-/usr}
+if [ "$FR_PREFIX" = /usr ]; then
+	FR_RADIUSD=${FR_RADIUSD:-/usr/sbin/freeradius}
+	FR_MODDIR=${FR_MODDIR:-/usr/lib/freeradius}
+	FR_RLM_DANCE=${FR_RLM_DANCE:-$BUILD/freeradius/rlm_dance.so}
+else
+	FR_RADIUSD=${FR_RADIUSD:-$FR_PREFIX/sbin/radiusd}
+	FR_MODDIR=${FR_MODDIR:-$FR_PREFIX/lib}
+	FR_RLM_DANCE=${FR_RLM_DANCE:-$(dirname "$FR_PREFIX")/rlm_dance.so}
+fi
+
+# fr_version: X.Y.Z of $FR_RADIUSD.
+fr_version() {
+	"$FR_RADIUSD" -v 2>/dev/null | sed -n 's/.*FreeRADIUS Version \([0-9][0-9.]*\).*/\1/p' | head -n 1
+}
+
+# fr_client_tls: true when $FR_RADIUSD has per-client TLS (3.2.7 and
+# later: `client { tls { } }`).
+fr_client_tls() {
+	fr_version | awk -F. '{ exit !(($1 * 10000 + $2 * 100 + $3) >= 30207) }'
+}
 
 # A free loopback port (tcp and udp).
 free_port() {
@@ -13,13 +41,15 @@ free_port() {
 }
 
 # fr_setup TIMEOUT_MS: directories, ports, certificates and raddb under $T
-# (K extra certs, R raddb, AUTH_PORT, TLS_PORT).
+# (K extra certs, R raddb, AUTH_PORT, TLS_PORT, TLS_PORT2, TLS_PORT3).
 fr_setup() {
 	mkdir -p "$T/certs" "$T/lib" "$T/log" "$T/run"
 	K=$T/certs
 	R=$T/raddb
 	AUTH_PORT=$(free_port)
 	TLS_PORT=$(free_port)
+	TLS_PORT2=$(free_port)
+	TLS_PORT3=$(free_port)
 	TIMEOUT_MS=$1
 	fr_make_certs
 	fr_write_raddb
@@ -79,8 +109,8 @@ fr_make_certs() {
 # 127.0.0.1:$AUTH_PORT (server default), RADIUS/TLS on $TLS_PORT
 # (server radsec), rlm_dance with a $TIMEOUT_MS ms lookup timeout.
 fr_write_raddb() {
-	for m in /usr/lib/freeradius/*.so; do ln -sf "$m" "$T/lib/"; done
-	ln -sf "$BUILD/freeradius/rlm_dance.so" "$T/lib/rlm_dance.so"
+	for m in "$FR_MODDIR"/*.so; do ln -sf "$m" "$T/lib/"; done
+	ln -sf "$FR_RLM_DANCE" "$T/lib/rlm_dance.so"
 	mkdir -p "$R"
 
 	cat >"$R/dictionary" <<EOF
@@ -88,11 +118,11 @@ fr_write_raddb() {
 EOF
 
 	cat >"$R/radiusd.conf" <<EOF
-prefix = /usr
-exec_prefix = /usr
+prefix = $FR_PREFIX
+exec_prefix = $FR_PREFIX
 sysconfdir = /etc
 localstatedir = $T
-sbindir = /usr/sbin
+sbindir = $FR_PREFIX/sbin
 logdir = $T/log
 raddbdir = $R
 radacctdir = $T/acct
@@ -205,16 +235,26 @@ server default {
 		}
 	}
 }
-server radsec {
-	listen {
+EOF
+	fr_radsec_server radsec radsec "	listen {
 		type = auth
 		ipaddr = 127.0.0.1
 		port = $TLS_PORT
 		proto = tcp
 		clients = radsec
+$(fr_tls_section "$C/server.crt" "$C/server.key")
+	}" >>"$R/radiusd.conf"
+	if fr_client_tls; then
+		fr_write_client_tls >>"$R/radiusd.conf"
+	fi
+}
+
+# fr_tls_section CERT KEY: a RADIUS/TLS server tls section.
+fr_tls_section() {
+	cat <<EOF
 		tls {
-			private_key_file = $C/server.key
-			certificate_file = $C/server.crt
+			private_key_file = $2
+			certificate_file = $1
 			ca_file = $K/corpca.crt
 			require_client_cert = yes
 			tls_min_version = "1.2"
@@ -223,7 +263,15 @@ server radsec {
 				enable = no
 			}
 		}
-	}
+EOF
+}
+
+# fr_radsec_server NAME TAG LISTEN-EXTRA: a virtual server answering
+# RADIUS/TLS requests with "TAG dance=... status=...".
+fr_radsec_server() {
+	cat <<EOF
+server $1 {
+$3
 	authorize {
 		# copies the connection's DANCE-* into the request
 		dance
@@ -231,7 +279,7 @@ server radsec {
 			Auth-Type := Accept
 		}
 		update reply {
-			Reply-Message := "radsec dance=%{DANCE-Client-Id} status=%{DANCE-Status}"
+			Reply-Message := "$2 dance=%{DANCE-Client-Id} status=%{DANCE-Status}"
 		}
 	}
 	authenticate {
@@ -240,10 +288,57 @@ server radsec {
 EOF
 }
 
+# fr_write_client_tls: RADIUS/TLS clients with a tls section of their own
+# (FreeRADIUS 3.2.7+): a top-level one (127.0.0.2, never connects; the
+# top-level list must not say proto = tls, FreeRADIUS reads it as the
+# list of UDP clients), one
+# in "clients radsec_ctls" used by the listener on $TLS_PORT2 (server
+# radsec_group), and one of server radsec_ps, on $TLS_PORT3.  The
+# listeners present corp.crt, which radsecproxy does not trust: a
+# connection that works used the client's tls (server.crt).
+fr_write_client_tls() {
+	cat <<EOF
+client tlsclient {
+	ipaddr = 127.0.0.2
+	secret = radsec
+$(fr_tls_section "$C/server.crt" "$C/server.key")
+}
+clients radsec_ctls {
+	client lo {
+		ipaddr = 127.0.0.1
+		proto = tls
+		secret = radsec
+$(fr_tls_section "$C/server.crt" "$C/server.key")
+	}
+}
+EOF
+	fr_radsec_server radsec_group radsec-group "	listen {
+		type = auth
+		ipaddr = 127.0.0.1
+		port = $TLS_PORT2
+		proto = tcp
+		clients = radsec_ctls
+$(fr_tls_section "$K/corp.crt" "$K/corp.key")
+	}"
+	fr_radsec_server radsec_ps radsec-server "	client lo {
+		ipaddr = 127.0.0.1
+		proto = tls
+		secret = radsec
+$(fr_tls_section "$C/server.crt" "$C/server.key")
+	}
+	listen {
+		type = auth
+		ipaddr = 127.0.0.1
+		port = $TLS_PORT3
+		proto = tcp
+$(fr_tls_section "$K/corp.crt" "$K/corp.key")
+	}"
+}
+
 # fr_start DEBUGFLAGS: start freeradius (FRLOG, frpid); 0 when ready.
 fr_start() {
 	FRLOG=$T/log/radius.log
-	freeradius -f $1 -l "$FRLOG" -d "$R" -n radiusd >"$T/freeradius.out" 2>&1 &
+	"$FR_RADIUSD" -f $1 -l "$FRLOG" -d "$R" -n radiusd >"$T/freeradius.out" 2>&1 &
 	frpid=$!
 	i=0
 	until grep -q "Ready to process requests" "$FRLOG" 2>/dev/null; do

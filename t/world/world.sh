@@ -323,6 +323,15 @@ insecure.clients	NS	ns.test.
 ; (the resolver's stub-zones send them there; NSD needs no zone cut).
 EOF
 		cat "$T/records"
+		# big.clients: ee311's record among 150 that no client can
+		# use (usage 255, 200 octets each), some 31 KB: more than a
+		# small nginx shared cache holds (t/nginx_shared.sh).
+		printf 'big.clients\t\tTLSA\t%s\n' "$(cat "$T/ee311")"
+		i=0
+		while [ $i -lt 150 ]; do
+			printf 'big.clients\t\tTLSA\t255 255 255 %04x%0396d\n' $i 0
+			i=$((i + 1))
+		done
 	} >"$Z/test.zone"
 	cat >"$Z/insecure.zone" <<EOF
 \$ORIGIN insecure.clients.test.
