@@ -18,7 +18,7 @@ for w in "$BUILD"/hostapd-*; do
 done
 if [ -z "$works" ]; then
 	echo "# SKIP no upstream hostap build in $BUILD/hostapd-*/" \
-		"(make hostapd-upstream needs ../shared/upstream/hostap-*.tar.gz)"
+		"(make hostapd-upstream needs $UPSTREAM/hostap-*.tar.gz, UPSTREAM=../shared/upstream by default)"
 	echo "0 passed, 0 failed"
 	exit 0
 fi
