@@ -3,7 +3,11 @@
 #   make deps        install Debian packages (apt-get, idempotent)
 #   make             libdance.a + CLI tools in build/
 #   make test        unit + integration tests, closing "N passed, N failed"
-#   make test-asan   the same core tests under ASan+UBSan
+#                    (nginx suites against Debian's nginx and nginx 1.31.4,
+#                    hostapd against 2.10, 2.11 and main, the upstream ones
+#                    built from ../shared/upstream: make nginx-upstream,
+#                    make hostapd-upstream)
+#   make test-asan   core tests, and nginx + the module, under ASan+UBSan
 #   make fuzz        libFuzzer targets, FUZZ_SECONDS each
 #   make demo        deps, build, local DNSSEC world, authenticate a device
 #   make install     tools to $(PREFIX)/bin, library and header
@@ -17,8 +21,12 @@ WARN      = -Wall -Wextra -Wno-unused-parameter
 CPPFLAGS += -Icommon/include -D_GNU_SOURCE
 LIBS      = -lunbound -lpcre2-8 -lssl -lcrypto -lpthread
 FUZZ_SECONDS ?= 20
-# Upstream release tarballs (offline copies), for testing newer hosts.
-UPSTREAM ?= ../shared/upstream
+# Upstream release tarballs + SHA256SUMS (offline copies, see their
+# README.md), for testing newer hosts: ../shared/upstream of the clone
+# (or of a worktree's parent).
+UPSTREAM ?= $(firstword $(wildcard $(abspath ../shared/upstream) \
+		$(abspath ../../shared/upstream)) ../shared/upstream)
+NGINX_TARBALL ?= $(UPSTREAM)/nginx-1.31.4.tar.gz
 FREERADIUS_TARBALL ?= $(UPSTREAM)/freeradius-server-3.2.10.tar.gz
 
 LIB_SRC   = $(wildcard common/src/*.c)
@@ -35,7 +43,7 @@ INTEGS    = $(INTEG_SRC:t/integration/%.c=$(BUILD)/t/%)
 FUZZ_SRC  = $(wildcard t/fuzz/fuzz_*.c)
 
 .PHONY: all deps test test-unit test-asan fuzz demo install clean check-tests \
-	nginx freeradius hostapd hostapd-upstream bench
+	nginx nginx-upstream freeradius hostapd hostapd-upstream bench
 
 all: $(LIB) $(TOOLS) $(TTOOLS)
 
@@ -78,17 +86,25 @@ check-tests: all $(UNITS) $(INTEGS)
 # Every test: unit binaries, integration binaries and t/*.sh scripts
 # (which need the three host integrations built), summarised by
 # t/run.sh in one closing line.
-test: check-tests nginx freeradius hostapd hostapd-upstream
+# (an upstream nginx or hostap that does not build is a failed suite in
+# t/run.sh, after the other suites ran)
+test: check-tests nginx freeradius hostapd
+	-@$(MAKE) --no-print-directory nginx-upstream
+	-@$(MAKE) --no-print-directory hostapd-upstream
 	@BUILD=$(abspath $(BUILD)) sh t/run.sh
 
 test-unit: check-tests
 	@BUILD=$(abspath $(BUILD)) sh t/run.sh unit
 
+# The core's tests with leak checking, then the nginx module and nginx
+# itself (upstream release) under the same sanitizers, running the
+# nginx test suites (t/asan/hosts.sh).
 test-asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		LDFLAGS="-fsanitize=address,undefined" check-tests
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		BUILD=$(abspath build-asan) sh t/run.sh core
+	@BUILD=$(abspath build-asan) sh t/asan/hosts.sh $(abspath $(NGINX_TARBALL))
 
 # libFuzzer targets link against a sanitized, fuzzer-instrumented lib.
 fuzz:
@@ -100,6 +116,16 @@ fuzz:
 # Host integrations: each has its own build script, driven from here.
 nginx: all
 	@BUILD=$(abspath $(BUILD)) sh ngx_dance_module/build.sh
+
+# nginx 1.31.4 + the module from $(NGINX_TARBALL), built once into
+# $(BUILD)/nginx-1.31.4/; t/run.sh runs the nginx suites against it too.
+nginx-upstream: all
+	@if [ -f "$(NGINX_TARBALL)" ]; then \
+		BUILD=$(abspath $(BUILD)) sh t/tools/build_nginx.sh $(abspath $(NGINX_TARBALL)); \
+	else \
+		echo "nginx-upstream: $(NGINX_TARBALL) not found (set UPSTREAM= or" \
+			"NGINX_TARBALL=): the nginx_*@1.31.4 runs of make test will fail" >&2; \
+	fi
 
 # rlm_dance for Debian's FreeRADIUS, and for FREERADIUS_TARBALL (built
 # once into $(BUILD)/freeradius-X.Y.Z/) when it is there.
@@ -115,9 +141,13 @@ hostapd: all
 	@BUILD=$(abspath $(BUILD)) HOSTAP="$(HOSTAP)" sh hostapd_patch/build.sh
 
 # hostap 2.11 and main from $(UPSTREAM) (each into
-# $(BUILD)/hostapd-<version>/, built once); t/hostapd_upstream.sh tests them.
+# $(BUILD)/hostapd-<version>/, built once); t/run.sh runs t/hostapd.sh
+# against them too (t/versions).
 HOSTAP_UPSTREAM ?= $(wildcard $(UPSTREAM)/hostap-*.tar.gz)
 hostapd-upstream: all
+	@[ -n "$(HOSTAP_UPSTREAM)" ] || echo "hostapd-upstream: no" \
+		"$(UPSTREAM)/hostap-*.tar.gz (set UPSTREAM= or HOSTAP_UPSTREAM=):" \
+		"the hostapd@ runs of make test will fail" >&2
 	@for t in $(abspath $(HOSTAP_UPSTREAM)); do \
 		BUILD=$(abspath $(BUILD)) HOSTAP=$$t sh hostapd_patch/build.sh || exit 1; \
 	done

@@ -5,8 +5,8 @@
 #   BUILD=<abs build dir> sh bench/run.sh
 #
 # Loopback only, its own DNS test world (t/world/world.sh), every load
-# generator bounded in count and time (our C tools: bench/loadgen.c,
-# bench/core_bench.c, t/tools/dance_flood.c; eapol_test from Debian and
+# generator bounded in count and time (our C tools: bench/core_bench.c,
+# t/tools/dance_flood.c; eapol_test from Debian and
 # from the hostapd build).  Each figure is the median of repeated runs;
 # each comparison is measured side by side, configurations interleaved
 # round by round, so that load from other processes on the machine hits
@@ -20,7 +20,8 @@
 #   PARK_N        parked connections in the nginx slowloris test (1000)
 #   PARK_TIMEOUT  dance_timeout of that test, seconds (10)
 #   ROUNDS        rounds of bench/nginx/run.sh (5)
-#   ROUNDS2 SECS2 rounds and seconds per setup of the loadgen comparison
+#   ROUNDS2 SECS2 rounds and seconds per setup of the dance_flood --loop
+#                 comparison
 #                 (8, 2)
 set -u
 
@@ -35,23 +36,18 @@ ROUNDS=${ROUNDS:-5}
 ROUNDS2=${ROUNDS2:-8}
 SECS2=${SECS2:-2}
 LIBS="-lunbound -lpcre2-8 -lssl -lcrypto -lpthread"
-NGINX=/usr/sbin/nginx
-MODULE=$BUILD/nginx/ngx_http_dance_module.so
-FLOOD=$BUILD/t/dance_flood
 HZ=$(getconf CLK_TCK)
 PATH=$PATH:/usr/sbin:/sbin
 export PATH BUILD
 
 T=$(mktemp -d /tmp/dance-bench-run.XXXXXX)
 OUT=$T/report.md
-MASTER=
 BGPIDS=
 T_START=$(date +%s)
 
 cleanup() {
 	for p in $BGPIDS; do kill "$p" 2>/dev/null; done
-	[ -n "$MASTER" ] && kill -QUIT "$MASTER" 2>/dev/null && sleep 0.3
-	[ -n "$MASTER" ] && kill -KILL "$MASTER" 2>/dev/null
+	ngx_stop 2>/dev/null
 	sh "$top/t/world/world.sh" stop "$T/world" >/dev/null 2>&1
 	[ -z "${KEEP:-}" ] && rm -rf "$T"
 }
@@ -77,37 +73,24 @@ calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 # verdict COND TEXT: "met" / "**MISSED**"
 verdict() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "**MISSED**"; fi; }
 
-PORTS=
-port() {	# a free TCP port 30000-39999 (the world uses 20000-29999)
-	while :; do
-		p=$(( 30000 + $(od -An -N2 -tu2 /dev/urandom) % 10000 ))
-		case " $PORTS " in *" $p "*) continue ;; esac
-		ss -Htan "sport = :$p" | grep -q . && continue
-		PORTS="$PORTS $p"
-		echo "$p"
-		return
-	done
-}
 
 # ---------------------------------------------------------------------
 # build our bench tools, start the world
 # ---------------------------------------------------------------------
 mkdir -p "$BUILD/bench"
-for tool in core_bench loadgen; do
-	cc -O2 -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
-		-I"$top/common/include" -o "$BUILD/bench/$tool" \
-		"$top/bench/$tool.c" "$BUILD/libdance.a" $LIBS ||
-		{ log "cannot build bench/$tool.c"; exit 1; }
-done
+cc -O2 -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
+	-I"$top/common/include" -o "$BUILD/bench/core_bench" \
+	"$top/bench/core_bench.c" "$BUILD/libdance.a" $LIBS ||
+	{ log "cannot build bench/core_bench.c"; exit 1; }
 CORE=$BUILD/bench/core_bench
-LOADGEN=$BUILD/bench/loadgen
 
 sh "$top/t/world/world.sh" start "$T/world" >"$T/world.log" 2>&1 ||
 	{ cat "$T/world.log"; log "DNS test world does not start"; exit 1; }
 WORLD_ENV=$T/world/env
-. "$WORLD_ENV"
-C=$WORLD_CERTS
-qcount() { sh "$top/t/world/world.sh" count "$T/world" "$1" "${2:-TLSA}"; }
+# nginx (NGINX_BIN, NGINX_MODULE; $MODULE, $FLOOD, $C), free_port; this
+# script owns $T, the nginx files go there too
+TOP=$top
+. "$top/t/lib/nginx.sh"
 # The world's libunbound config with libunbound's outgoing-range raised
 # from its library default (16) -- the fix measured in section 3.
 UB_FIX=$T/unbound-fix.conf
@@ -141,7 +124,7 @@ it helps: it is much less sensitive to the other load than wall-clock rates.
 | load average at start | $LOAD0 |
 | OpenSSL | $(openssl version) (libssl3 $(pkgv libssl3)) |
 | libunbound | $(pkgv libunbound8) |
-| nginx | $($NGINX -v 2>&1 | sed 's/.*version: //') (Debian $(pkgv nginx)) |
+| nginx | $NGX_VERSION ($NGINX_BIN; Debian's package $(pkgv nginx)) |
 | FreeRADIUS | $(freeradius -v 2>/dev/null | sed -n 's/.*FreeRADIUS Version \([^,]*\),.*/\1/p' | head -n 1) (Debian $(pkgv freeradius)) |
 | hostapd / eapol_test | 2.10 + hostapd_patch/ (built by \`make hostapd\`); Debian eapoltest $(pkgv eapoltest) |
 | host modules used (build dates) | $(for f in "$MODULE" "$BUILD/freeradius/rlm_dance.so" "$BUILD/hostapd/bin/hostapd"; do [ -e "$f" ] && printf '%s %s; ' "${f#$BUILD/}" "$(date -u -r "$f" '+%H:%M UTC')"; done) libdance.a $(date -u -r "$BUILD/libdance.a" '+%H:%M UTC') (\`make bench\` builds only \`all\`; the host modules come from \`make nginx/freeradius/hostapd\`) |
@@ -209,10 +192,7 @@ EOF
 	summ "| 1. DANE-EE decision, cache hit (post-handshake / in-handshake) vs CA chain verification | $(opc decision_ee) / $(opc arm_ee) µs vs $(opc pkix_ca) µs CPU; $(opi decision_ee) / $(opi arm_ee) vs $(opi pkix_ca) instructions | cheaper | $(verdict "$(opi decision_ee) < $(opi pkix_ca)") |"
 	cat >>"$OUT" <<EOF
 A DANE-EE decision on a cache hit costs **1/${r1}** of a CA chain verification by instruction count
-post-handshake (\`decision_ee\`), **1/${r2}** in the handshake (\`arm_ee\`): DANE-EE compares one SHA-256
-digest of the SPKI and verifies no signature, while a CA chain needs one ECDSA signature verification. DANE-TA
-does verify the issuer's signature, so it costs about what the CA path costs. (The client's
-CertificateVerify signature is checked in all cases by TLS itself and is in none of these figures.)
+post-handshake (\`decision_ee\`), **1/${r2}** in the handshake (\`arm_ee\`).
 
 EOF
 	if [ -s "$T/mem.txt" ]; then
@@ -225,7 +205,7 @@ and compares VmRSS: **$(calc "%.1f" "$pl / 1024") KiB per pending lookup** (medi
 lookups pending at the measurement). Then, with those 1000 still pending, it resolves one healthy uncached
 name (ee301.clients.test, resolver timeout 8 s): $(awk '{printf "%s%s after %s ms", (NR > 1 ? "; " : ""), $15, $17}' "$T/mem.txt")
 with the world's libunbound configuration, $(awk '{printf "%s after %s ms", $15, $17}' "$T/mem.fix.txt" 2>/dev/null) with
-\`outgoing-range: 4096\` added. See section 3 for what this means against the 2 KiB target.
+\`outgoing-range: 4096\` added.
 
 EOF
 	fi
@@ -233,8 +213,7 @@ EOF
 		cat >>"$OUT" <<EOF
 **The same with the trust_ad transport** (\`core_bench -mem-ad 1000\`: no local validation, queries to a
 validating resolver on a trusted path, here a forwarder that never answers): **$(calc "%.1f" "$(med "$T/memad.txt" 11) / 1024") KiB
-per pending lookup** (median of 3; $(med "$T/memad.txt" 5) pending). Each pending query also holds one UDP
-socket, whose kernel buffers are not in VmRSS.
+per pending lookup** (median of 3; $(med "$T/memad.txt" 5) pending).
 
 EOF
 	fi
@@ -243,36 +222,19 @@ EOF
 # =====================================================================
 # nginx helpers
 # =====================================================================
-USER_LINE=
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
 ND= NO= NC= NN=
 
-# start_nginx: fresh nginx, one worker, a DANCE server on $ND and a
-# server without client authentication on $NO.
+# start_nginx: fresh nginx (t/lib/nginx.sh), one worker, a DANCE server
+# on $ND and servers without client authentication ($NO), with a CA
+# ($NC) and taking any certificate ($NN); sets WORKER.
 start_nginx() {
-	mkdir -p "$T/ngx/tmp"
-	: >"$T/ngx/error.log"
-	cat >"$T/ngx/nginx.conf" <<EOF
-load_module $MODULE;
-$USER_LINE
-worker_processes 1;
-worker_rlimit_nofile 16384;
-daemon off;
-pid $T/ngx/nginx.pid;
-error_log $T/ngx/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    client_body_temp_path $T/ngx/tmp/b; proxy_temp_path $T/ngx/tmp/p;
-    fastcgi_temp_path $T/ngx/tmp/f; uwsgi_temp_path $T/ngx/tmp/u;
-    scgi_temp_path $T/ngx/tmp/s;
-    ssl_protocols TLSv1.3;
-    ssl_certificate $C/server.crt;
-    ssl_certificate_key $C/server.key;
-    ssl_session_cache off;
-    ssl_session_tickets off;
-    dance_trust_anchor $WORLD_TA;
-    dance_unbound_conf ${NGX_UBCONF:-$WORLD_UNBOUND_CONF};
+	: >"$T/error.log"
+	{
+		ngx_conf_head 1 warn 8192
+		echo "http {"
+		ngx_http_head access_log=off protocols=TLSv1.3 resumption=off \
+			unbound_conf="${NGX_UBCONF:-$WORLD_UNBOUND_CONF}"
+		cat <<EOF
     dance_timeout ${PARK_TIMEOUT}s;
     dance_max_pending 4096;
     server {
@@ -299,30 +261,13 @@ http {
     }
 }
 EOF
-	"$NGINX" -p "$T/ngx" -c "$T/ngx/nginx.conf" >>"$T/ngx/stderr" 2>&1 &
-	MASTER=$!
-	i=0
-	while ! ss -Htln "sport = :$NO" | grep -q . && [ $i -lt 100 ]; do
-		sleep 0.05
-		i=$((i + 1))
-	done
-	sleep 0.3
-	WORKER=$(ps -o pid= --ppid "$MASTER" | tr -d ' ' | head -n 1)
+	} >"$T/nginx.conf"
+	ngx_start "$NO" >&2 || return 1
+	WORKER=$(ngx_workers | head -n 1)
 	[ -n "$WORKER" ]
 }
 
-stop_nginx() {
-	[ -n "$MASTER" ] || return 0
-	kill -QUIT "$MASTER" 2>/dev/null
-	i=0
-	while kill -0 "$MASTER" 2>/dev/null && [ $i -lt 60 ]; do
-		sleep 0.05
-		i=$((i + 1))
-	done
-	kill -KILL "$MASTER" 2>/dev/null
-	wait "$MASTER" 2>/dev/null
-	MASTER=
-}
+stop_nginx() { ngx_stop; }
 
 wticks() { awk '{print $14 + $15}' "/proc/$WORKER/stat" 2>/dev/null || echo 0; }
 wrss() { awk '/^VmRSS/ {print $2}' "/proc/$WORKER/status" 2>/dev/null || echo 0; }
@@ -333,13 +278,14 @@ uticks() {
 	done | awk '{s += $1} END {print s + 0}'
 }
 
-# lg TAG PORT SECONDS [loadgen args]: one loadgen run, appends
+# lg TAG PORT SECONDS [dance_flood args]: one closed-loop load run
+# (dance_flood --loop, 4 threads), appends
 # "rate p50 p99 worker-cpu-us-per-op ok" to $T/lg.TAG
 lg() {
 	tag=$1 lp=$2 ls=$3
 	shift 3
 	c0=$(wticks)
-	line=$(timeout $((ls + 30)) "$LOADGEN" -t 4 -s "$ls" "$@" "127.0.0.1:$lp")
+	line=$(timeout $((ls + 30)) "$FLOOD" -n 4 --loop "$ls" "$@" "127.0.0.1:$lp")
 	c1=$(wticks)
 	echo "$line" >>"$T/lg.$tag.raw"
 	echo "$line" | awk -v c="$((c1 - c0))" -v hz="$HZ" '{
@@ -405,10 +351,10 @@ Per round (handshakes in 2 s: dance-ee, dance-ta, ca, optional_no_ca): $(awk '{p
 EOF
 	fi
 
-	# --- 2b: the four setups with loadgen, per-round CPU ----------------
-	log "nginx: four setups with loadgen ($(elapsed) s)"
-	ND=$(port) NO=$(port) NC=$(port) NN=$(port)
-	start_nginx || { say "nginx did not start: $(tail -n 3 "$T/ngx/error.log")"; return; }
+	# --- 2b: the four setups with dance_flood --loop, per-round CPU ----------------
+	log "nginx: four setups with dance_flood --loop ($(elapsed) s)"
+	ND=$(free_port) NO=$(free_port) NC=$(free_port) NN=$(free_port)
+	start_nginx || { say "nginx did not start: $(tail -n 3 "$T/error.log")"; return; }
 	"$FLOOD" -n 1 $EE --name ee311.clients.test "127.0.0.1:$ND" >"$T/warm" 2>&1
 	grep -q '^done 0 200' "$T/warm" || say "warm-up failed: $(cat "$T/warm")"
 	: >"$T/lg.d"; : >"$T/lg.c"; : >"$T/lg.n"; : >"$T/lg.o"
@@ -444,7 +390,7 @@ EOF
 ### 2b. The same comparison plus "no client authentication", with latency and per-round server CPU
 
 bench/nginx/run.sh reports totals and has no setup without a client certificate request, so this run
-measures all four setups again with bench/loadgen.c: a fresh nginx (one worker), four servers, 4 client
+measures all four setups again with t/tools/dance_flood --loop: a fresh nginx (one worker), four servers, 4 client
 threads, each connection a full TLS 1.3 handshake + GET (no resumption), ${SECS2} s per setup, $ROUNDS2 rounds,
 the order rotating every round. Latency is per connection (connect to end of response). Worker CPU
 comes from /proc/<worker>/stat around each window; the CPU ratios say how many more handshakes one
@@ -462,20 +408,13 @@ $(row4 "no client authentication (no CertificateRequest)" o)
 | DANCE / \`ssl_verify_client on\` + CA | $(calc "%.3f" "$wdc") | $(calc "%.3f" "$cdc") | >= 1.0 | $(verdict "$wdc >= 1.0") | $(verdict "$cdc >= 1.0") |
 | DANCE / \`optional_no_ca\` (no verification) | $(calc "%.3f" "$wdn") | $(calc "%.3f" "$cdn") | >= 0.95 | $(verdict "$wdn >= 0.95") | $(verdict "$cdn >= 0.95") |
 | DANCE / no client authentication | $(calc "%.3f" "$wdo") | $(calc "%.3f" "$cdo") | | | |
-$(summ "| 2b. nginx DANCE / CA, wall conn/s; per worker CPU (loadgen) | $(calc "%.3f" "$wdc"); $(calc "%.3f" "$cdc") | >= 1.0 | $(verdict "$wdc >= 1.0"); $(verdict "$cdc >= 1.0") |"
+$(summ "| 2b. nginx DANCE / CA, wall conn/s; per worker CPU (dance_flood --loop) | $(calc "%.3f" "$wdc"); $(calc "%.3f" "$cdc") | >= 1.0 | $(verdict "$wdc >= 1.0"); $(verdict "$cdc >= 1.0") |"
 summ "| 2b. nginx DANCE / optional_no_ca, wall; per worker CPU | $(calc "%.3f" "$wdn"); $(calc "%.3f" "$cdn") | >= 0.95 | $(verdict "$wdn >= 0.95"); $(verdict "$cdn >= 0.95") |"
-summ "| 2b. nginx DANCE / no client authentication at all (no CertificateRequest), wall; per worker CPU | $(calc "%.3f" "$wdo"); $(calc "%.3f" "$cdo") | (>= 0.95 if read this way) | $(verdict "$wdo >= 0.95"); $(verdict "$cdo >= 0.95") (TLS client auth itself, see 2b) |")
+summ "| 2b. nginx DANCE / no client authentication at all (no CertificateRequest), wall; per worker CPU | $(calc "%.3f" "$wdo"); $(calc "%.3f" "$cdo") | (>= 0.95 if read this way) | $(verdict "$wdo >= 0.95"); $(verdict "$cdo >= 0.95") |")
 
 Per round, wall ratios d/ca d/noca d/off and CPU ratios: $(awk '{printf "%s(%.2f %.2f %.2f / %.2f %.2f %.2f)", (NR > 1 ? "; " : ""), $1, $2, $3, $4, $5, $6}' "$T/r4").
-"No client authentication" is not a fair baseline for DANCE: without a CertificateRequest the client sends
-no certificate and no CertificateVerify, so the server verifies one ECDSA signature less and both sides
-do less; \`optional_no_ca\` is the no-verification baseline with the same TLS messages. If the 0.95 target
-is read against no client authentication at all, it is **missed** ($(calc "%.3f" "$wdo") wall, $(calc "%.3f" "$cdo") per worker CPU), and
-the whole gap is TLS client authentication: \`optional_no_ca\`, which takes the same certificate and
-verifies nothing, costs $(med "$T/lg.n" 4) µs of worker CPU per connection against DANCE's $(med "$T/lg.d" 4) µs and no
-client authentication's $(med "$T/lg.o" 4) µs. There is no fix inside DANCE (its own share, section 1, is ~5 µs); the
-cost is that of asking for and checking a client signature at all (and DANCE, like any client-certificate
-scheme, needs full handshakes: resumption carries no certificate).
+Worker CPU per connection: DANCE $(med "$T/lg.d" 4) µs, \`optional_no_ca\` $(med "$T/lg.n" 4) µs, no client authentication
+$(med "$T/lg.o" 4) µs.
 
 EOF
 
@@ -491,10 +430,10 @@ EOF
 		b=$("$FLOOD" -n 1 --us $EE --name ee311.clients.test "127.0.0.1:$ND" |
 			awk '$1 == "done" && $3 == 200 {print $4}')
 		[ -n "$a" ] && [ -n "$b" ] && echo "$a $b $((a - b))" >>"$T/cold"
-		q0=$(qcount dev.late.clients.test)
+		q0=$(world_count dev.late.clients.test)
 		timeout 30 "$FLOOD" -n 100 $EE --name dev.late.clients.test \
 			"127.0.0.1:$ND" >"$T/coal.out" 2>&1
-		q1=$(qcount dev.late.clients.test)
+		q1=$(world_count dev.late.clients.test)
 		echo "$((q1 - q0)) $(grep -c '^done [0-9]* 200 ' "$T/coal.out")" >>"$T/coal"
 		stop_nginx
 		k=$((k + 1))
@@ -528,7 +467,7 @@ EOF
 # 3. slowloris
 # =====================================================================
 # sl_round R TAGPREFIX UNBOUND_CONF OUTFILE: one slowloris round against a
-# fresh nginx; appends one line to OUTFILE and the loadgen results to
+# fresh nginx; appends one line to OUTFILE and the load results to
 # $T/lg.<prefix>pre, ...att, ...post; cold-lookup probes to $T/probe.
 sl_round() {
 	r=$1 fx=$2
@@ -580,12 +519,12 @@ sl_round() {
 		"$T/park.$r" | sort -n >"$T/waits.$r"
 	wmin=$(head -n 1 "$T/waits.$r") wmax=$(tail -n 1 "$T/waits.$r")
 	lg "${fx}post" "$ND" 3 $EE --name ee311.clients.test
-	logged=$(grep -c 'slow.clients.test" refused: timeout' "$T/ngx/error.log")
+	logged=$(grep -c 'slow.clients.test" refused: timeout' "$T/error.log")
 	sent=$(grep -c "\.r$r\.slow\.clients\.test tlsa" "$WORLD_QUERYLOG")
-	wnow=$(ps -o pid= --ppid "$MASTER" | tr -d ' ' | head -n 1)
+	wnow=$(ngx_workers | head -n 1)
 	[ "$wnow" = "$WORKER" ] || log "round $r: worker $WORKER replaced by $wnow"
 	stop_nginx
-	cp "$T/ngx/error.log" "$T/ngx/error.log.sl$r"
+	cp "$T/error.log" "$T/error.log.sl$r"
 	# parked park_ms rss0 rss1 rss2 early refused other wmin wmax logged sent
 	# unbound-thread-ms-in-baseline-window unbound-thread-ms-in-attack-window
 	echo "$parked $((t1 - t0)) $rss0 $rss1 $rss2 $early $refused $other ${wmin:-0} ${wmax:-0} $logged $sent $(((u1 - u0) * 1000 / HZ)) $(((u3 - u2) * 1000 / HZ))" >>"$4"
@@ -601,7 +540,7 @@ EOF
 		say ""
 		return
 	fi
-	[ -n "$ND" ] || { ND=$(port); NO=$(port); NC=$(port); NN=$(port); }
+	[ -n "$ND" ] || { ND=$(free_port); NO=$(free_port); NC=$(free_port); NN=$(free_port); }
 	: >"$T/sl"
 	: >"$T/lg.pre"; : >"$T/lg.att"; : >"$T/lg.post"
 	: >"$T/lg.fpre"; : >"$T/lg.fatt"; : >"$T/lg.fpost"
@@ -634,7 +573,7 @@ EOF
 	wmax=$(awk '{print $10}' "$T/sl" | sort -n | tail -n 1)
 	cat >>"$OUT" <<EOF
 $SL_ROUNDS rounds, each on a fresh nginx (one worker, \`dance_timeout ${PARK_TIMEOUT}s\`, \`dance_max_pending 4096\`,
-\`worker_connections 8192\`): warm the cache for ee311; **baseline before**: bench/loadgen.c, 4 threads, 3 s
+\`worker_connections 8192\`): warm the cache for ee311; **baseline before**: dance_flood --loop, 4 threads, 3 s
 of warm DANCE clients (ee311, full handshake + GET per connection); then t/tools/dance_flood opens
 **$PARK_N connections** whose dane_clientid names are distinct \`x<i>.r<round>.slow.clients.test\` (allowed by
 \`.slow.clients.test\`): each completes its handshake, sends its GET and waits on a TLSA lookup that never gets
@@ -669,11 +608,9 @@ $tot_other got anything else, $tot_early were answered before the end of the att
 time from each connection's handshake to its refusal lies between $wmin and $wmax ms
 (\`dance_timeout\` $((PARK_TIMEOUT * 1000)) ms; the client notes its handshake after the server started
 the lookup, so a few ms below the timeout are possible). Only $tot_sent TLSA queries for the $tot_park parked
-names reached the dead server (t/world querylog): libunbound does not send every query to a server that
-has stopped answering, so the attack does not turn the resolver into a flood against that server either;
-the lookups it holds back are parked all the same and end at the same timeout. libunbound's thread (inside the worker process, so part of its CPU) used
+names reached the dead server (t/world querylog). libunbound's thread (inside the worker process, so part of its CPU) used
 $(awk '{print $14}' "$T/sl" | median) ms of CPU in the 3 s attack window (per round: $(awk '{printf "%s ", $14}' "$T/sl")ms), against $(awk '{print $13}' "$T/sl" | median) ms in the
-baseline window: the parked queries cost it next to nothing.
+baseline window.
 
 EOF
 	summ "| 3a. nginx, $PARK_N parked lookups: warm-client throughput ratio (median of $SL_ROUNDS) | $(calc "%.3f" "$tr") | >= 0.95 | $(verdict "$tr >= 0.95") |"
@@ -681,21 +618,6 @@ EOF
 	summ "| 3a. nginx: worker memory per parked connection; per pending lookup (core_bench) | $(calc "%.1f" "$mem / 1024") KiB; $( [ -n "$lk" ] && calc "%.1f" "$lk / 1024" || echo n/a) KiB | < 2 KiB per lookup | $( [ -n "$lk" ] && verdict "$lk < 2048" || verdict "$mem < 2048") |"
 	[ -s "$T/memad.txt" ] && summ "| 3a. per pending lookup with the trust_ad transport instead of in-process libunbound (core_bench) | $(calc "%.1f" "$(med "$T/memad.txt" 11) / 1024") KiB | < 2 KiB per lookup | $(verdict "$(med "$T/memad.txt" 11) < 2048") |"
 	summ "| 3a. nginx: parked requests refused at the timeout | $tot_ref of $tot_park ($wmin-$wmax ms) | all, at ${PARK_TIMEOUT} s | $(verdict "$tot_ref == $tot_park && $tot_park == $SL_ROUNDS * $PARK_N") |"
-	if awk "BEGIN { exit !($cpr <= 1.03) }"; then
-		cpu_text="With $PARK_N lookups parked the worker spends no more CPU per legitimate client, so its capacity in
-handshakes per CPU-second stays at $(calc "%.3f" "1 / $cpr") of the baseline: the wall-clock loss is CPU the worker did not get
-from a shared machine. Proposed next step: rerun \`SECTIONS=slowloris SL_ROUNDS=15\` on a quiet machine; if
-the loss persists at constant CPU per connection, look at where the worker waits (\`perf sched\` during
-the attack window). Nothing in the per-connection cost points at DANCE."
-	else
-		cpu_text="The worker spends $(calc "%.0f" "($cpr - 1) * 100")% more CPU per legitimate client while $PARK_N lookups are parked;
-libunbound's thread is not where it goes (its CPU is given above). Candidates: nginx's and the
-kernel's bookkeeping for $PARK_N more open connections, and, on a shared VM, CPU time inflated by
-contention (the per-round CPU ratios above spread as widely as the wall-clock ones). Proposed next step:
-profile the worker's main thread during the attack window (\`perf record -p <worker>\`) on a quiet
-machine with \`SECTIONS=slowloris SL_ROUNDS=15\`, and fix whatever scales with the number of parked
-connections."
-	fi
 	if awk "BEGIN { exit !($tr < 0.95) }"; then
 		cat >>"$OUT" <<EOF
 **Throughput target missed in this run**: warm-client throughput under attack is $(calc "%.3f" "$tr") of the
@@ -703,8 +625,7 @@ surrounding baselines (median; per round: $(awk '{printf "%.2f ", $1}' "$T/sl.r"
 CPU per warm connection under attack is $(calc "%.3f" "$cpr") of the baselines (per round: $(awk '{printf "%.2f ", $3}' "$T/sl.r"));
 its CPU includes libunbound's thread, which used $(awk '{print $14}' "$T/sl" | median) ms of CPU in the 3 s attack window against
 $(awk '{print $13}' "$T/sl" | median) ms in the baseline window (medians). Baselines of one round differ by up to $(paste -d' ' "$T/lg.pre" "$T/lg.post" | awk '{d = ($1 > $6 ? $1 / $6 : $6 / $1); if (d > m) m = d} END {printf "%.0f", (m - 1) * 100}')% between
-before and after, so the load from other processes moves these windows as much as the attack might.
-$cpu_text
+before and after.
 
 EOF
 	fi
@@ -727,22 +648,10 @@ EOF
 	summ "| 3a. nginx: uncached healthy name during the attack (authenticated of $SL_ROUNDS, median ms); with outgoing-range 4096 | $pr_ok1, $pr_ms1 ms; $(echo "$fx" | awk '{print ($4 == 200 ? "ok" : $4) ", " $5 " ms"}') | served | $(verdict "$pr_ok1 == $SL_ROUNDS") |"
 	if [ "$pr_ok1" -lt "$SL_ROUNDS" ]; then
 		cat >>"$OUT" <<EOF
-**Finding: parked lookups starve other *uncached* lookups.** Warm clients are unaffected (their TLSA set
-is cached, the verdict is in the handshake), but a legitimate client whose TLSA set is not cached waits
-behind the attacker's lookups and fails at the timeout. Cause: libunbound's library default
-\`outgoing-range\` is **16** (unbound's daemon default is 4096; the library lowers it, checked with
-\`ub_ctx_get_option\`), so at most 16 UDP queries are in flight per resolver; queries to the dead server
-hold those slots through unbound's retransmission back-off, and every further query, healthy or not,
-queues behind them. bench/core_bench.c shows it without TLS: with 1000 lookups pending on the dead
-server, a healthy uncached lookup $(awk '$14 == "healthy" {print $15 " after " $17 " ms"}' "$T/mem.txt" | head -n 1) with the default configuration,
-$(awk '$14 == "healthy" {print $15 " after " $17 " ms"}' "$T/mem.fix.txt" 2>/dev/null | head -n 1) with \`outgoing-range: 4096\`.
-**Fix (proposed for common/src/resolver.c, owned by the resolver's author):** in \`ub_setup()\` set
-\`outgoing-range\` to at least \`max_pending\` plus a margin (e.g. \`max_pending + 64\`) and
-\`num-queries-per-thread\` to at least \`max_pending\`, so that the DANCE cap, not libunbound's, is the
-limit; each parked lookup then holds one UDP socket, so hosts need \`max_pending\` spare descriptors
-(nginx: \`worker_rlimit_nofile\`). Until then an operator can put \`outgoing-range: 4096\` into
-\`dance_unbound_conf\`. The same round with that setting (a copy of the world's unbound.conf plus
-\`outgoing-range: 4096\`):
+**Target missed: uncached lookups during the attack** ($pr_ok1 of $SL_ROUNDS served). bench/core_bench.c without TLS,
+1000 lookups pending on the dead server: a healthy uncached lookup $(awk '$14 == "healthy" {print $15 " after " $17 " ms"}' "$T/mem.txt" | head -n 1) with
+the default configuration, $(awk '$14 == "healthy" {print $15 " after " $17 " ms"}' "$T/mem.fix.txt" 2>/dev/null | head -n 1) with \`outgoing-range: 4096\`.
+The same round with \`outgoing-range: 4096\` (a copy of the world's unbound.conf plus that line):
 
 | round | before | under attack | after | parked | time to park | VmRSS before / parked / end of window (KiB) | answered early | refused 400 | other | handshake→refusal (ms) | timeouts logged | queries sent |
 |---|---|---|---|---:|---:|---|---:|---:|---:|---|---:|---:|
@@ -758,26 +667,9 @@ EOF
 	fi
 	if awk "BEGIN { exit !($mem >= 2048) }"; then
 		cat >>"$OUT" <<EOF
-**Memory target missed.** The 2 KiB target is per parked *lookup*; the worker's growth per parked
-*connection* is $(calc "%.1f" "$mem / 1024") KiB and includes the TCP socket, OpenSSL's SSL object and
-buffers and nginx's request, which any slow client costs as well (nginx's own slowloris exposure, bounded by
-\`client_header_timeout\` and \`limit_conn\`). The lookup's own share is measured by core_bench in
-section 1: **$( [ -n "$lk" ] && calc "%.1f" "$lk / 1024" || echo "n/a") KiB per pending lookup**, which is also above 2 KiB.
-Most of it is libunbound's: in unbound 1.17's source every query's mesh state gets its own region
-allocator, whose first chunk is 8 KiB; DANCE's own per-lookup state is a few hundred bytes.
-Proposed fix: the cost per lookup is libunbound's and not reducible from our side without replacing
-libunbound; what can be bounded is how many of them one domain can hold. (1) Add a per-zone cap to the
-core resolver (as rlm_dance's \`max_waiting_per_domain\` already does in FreeRADIUS): with e.g. 32 pending
-lookups per parent zone, an attacker controlling one never-answering zone holds at most 32 x
-$( [ -n "$lk" ] && calc "%.0f" "$lk / 1024" || echo "~12") KiB per worker,
-and legitimate zones keep their share of \`dance_max_pending\`. (2) Document the worst case per worker as
-\`dance_max_pending\` x ~$( [ -n "$lk" ] && calc "%.0f" "$lk / 1024" || echo "12") KiB
-(default 1000: ~$( [ -n "$lk" ] && calc "%.0f" "$lk * 1000 / 1048576" || echo "12") MiB),
-a fixed bound, which is the property that matters for slowloris resistance.
-$( [ -s "$T/memad.txt" ] && echo "(3) Where a validating resolver on a trusted path exists (e.g. unbound on loopback), dance_trust_ad on
-without a trust anchor uses the core's own query transport instead of in-process libunbound: measured at
-**$(calc "%.1f" "$(med "$T/memad.txt" 11) / 1024") KiB per pending lookup** in the worker (section 1), within the target; the validating
-resolver then carries the per-query state in its own process.")
+**Target missed: memory per lookup.** Worker growth per parked connection (TCP, TLS, HTTP request and
+lookup) $(calc "%.1f" "$mem / 1024") KiB; per pending lookup (core_bench, section 1)
+**$( [ -n "$lk" ] && calc "%.1f" "$lk / 1024" || echo "n/a") KiB**$( [ -s "$T/memad.txt" ] && echo "; with the trust_ad transport $(calc "%.1f" "$(med "$T/memad.txt" 11) / 1024") KiB"); target 2 KiB per lookup.
 
 EOF
 	fi
@@ -929,11 +821,9 @@ slow-domain authentications, $slow_ok accepted (must be 0); radius.log: $ovl tur
 Cold lookups of healthy names (uncached TLSA, chain of trust cached), ms per eapol_test run, "fail" =
 rejected: in round 1 before any attack (ee301) **$c0**; in round 3, after two attack phases but before
 the third (full) **$c2**; in round 3 with the slow domain saturated (ee312) **$c1**. The same with
-\`outgoing-range: 4096\` in the unbound configuration (the fix proposed in 3a; a second freeradius, same
+\`outgoing-range: 4096\` in the unbound configuration (as in 3a; a second freeradius, same
 procedure): **${f0:-n/a}**, **${f2:-n/a}**, **${f1:-n/a}**; cached healthy clients under attack there:
-median ${fmed:-n/a} ms. rlm_dance's caps keep FreeRADIUS's *threads* free; whether an uncached healthy
-lookup gets through depends on libunbound's 16 outgoing slots (3a), which the lookups let through and
-those already abandoned on our side but still retried inside libunbound keep busy.
+median ${fmed:-n/a} ms.
 
 EOF
 }
@@ -1030,7 +920,8 @@ EOF
 	echo "|---|---:|---:|---|"
 	cat "$T/summary.md"
 	echo
-	echo "Details, per-round figures and the proposed fixes for missed targets follow, section by section."
+	echo "Details and per-round figures follow, section by section. What the figures mean, and the proposed"
+	echo "fixes for missed targets, are in bench/README.md (not generated)."
 	echo
 	cat "$OUT"
 } >"$REPORT"

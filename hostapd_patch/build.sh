@@ -176,6 +176,8 @@ if [ -x "$bin/hostapd" ] && [ -x "$bin/eapol_test" ] &&
 	exit 0
 fi
 rm -f "$work/stamp"
+# a failed build leaves no stale binary behind for the tests
+rm -f "$bin/hostapd" "$bin/eapol_test" "$bin/wpa_supplicant"
 
 # Fresh copy + series.  dpkg-source already applied Debian's own patches.
 # --fuzz=0: a hunk that only applies with fuzz is a patch to refresh.

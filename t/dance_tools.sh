@@ -12,45 +12,24 @@ BUILD=${BUILD:-$top/build}
 TLSA=$BUILD/bin/dance-tlsa
 CHECK=$BUILD/bin/dance-check
 tmp=$(mktemp -d /tmp/dance_tools.XXXXXX)
-own_world=
+. "$top/t/lib/world.sh"
 
 cleanup() {
-	[ -n "$own_world" ] && sh "$top/t/world/world.sh" stop "$own_world" \
-		>/dev/null 2>&1
+	world_stop
 	rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
+. "$top/t/lib/tap.sh"
 
-if [ -z "${WORLD_ENV:-}" ]; then
-	own_world=$tmp/world
-	if ! sh "$top/t/world/world.sh" start "$own_world" >"$tmp/world.log" \
-	    2>&1; then
-		cat "$tmp/world.log"
-		echo "not ok 1 - DNS world did not start"
-		echo "0 passed, 1 failed"
-		exit 1
-	fi
-	WORLD_ENV=$own_world/env
-fi
-. "$WORLD_ENV"
-C=$WORLD_CERTS
+world_use "$tmp/world" >"$tmp/world.out" ||
+	bail "DNS world starts" "$(cat "$tmp/world.out")"
 
-n=0 pass=0 fail=0
-ok() {
-	n=$((n + 1)) pass=$((pass + 1))
-	echo "ok $n - $1"
-}
-not_ok() {
-	n=$((n + 1)) fail=$((fail + 1))
-	echo "not ok $n - $1"
-	[ -f "$tmp/out" ] && sed 's/^/#   /' "$tmp/out"
-}
+# the last tool's output is shown under a failed test
+T_DIAG_FILE=$tmp/out
 
 for b in "$TLSA" "$CHECK"; do
 	if [ ! -x "$b" ]; then
-		echo "not ok 1 - $b not built"
-		echo "0 passed, 1 failed"
-		exit 1
+		bail "$b not built"
 	fi
 done
 
@@ -67,9 +46,9 @@ expect_ok() {
 	check "$@"
 	rc=$?
 	if [ $rc -eq 0 ] && grep -q '^verdict: AUTHENTICATED' "$tmp/out"; then
-		ok "$d"
+		ok 0 "$d"
 	else
-		not_ok "$d (exit $rc)"
+		ok 1 "$d (exit $rc)"
 	fi
 }
 
@@ -81,9 +60,9 @@ expect_fail() {
 	rc=$?
 	if [ $rc -eq 1 ] && grep '^verdict: NOT authenticated' "$tmp/out" |
 	    grep -Eqi "$re"; then
-		ok "$d"
+		ok 0 "$d"
 	else
-		not_ok "$d (exit $rc, want 1 and /$re/)"
+		ok 1 "$d (exit $rc, want 1 and /$re/)"
 	fi
 }
 
@@ -95,16 +74,15 @@ expect_exit() {
 	"$@" >"$tmp/out" 2>&1
 	rc=$?
 	if [ $rc -eq "$want" ] && grep -Eqi "$re" "$tmp/out"; then
-		ok "$d"
+		ok 0 "$d"
 	else
-		not_ok "$d (exit $rc)"
+		ok 1 "$d (exit $rc)"
 	fi
 }
 
 # Queries for NAME that reached the authoritative side so far.
 count() {
-	sh "$top/t/world/world.sh" count "$WORLD_DIR" "$1" 2>/dev/null ||
-		echo -1
+	world_count "$1" 2>/dev/null || echo -1
 }
 
 # --- dance-tlsa ------------------------------------------------------
@@ -122,10 +100,10 @@ world_rr() {
 got=$("$TLSA" "$C/ee311.crt" 3 1 1 2>"$tmp/out")
 want=$(world_rr ee311.clients)
 if [ -n "$want" ] && [ "$got" = "ee311.clients.test. IN TLSA $want" ]; then
-	ok "dance-tlsa ee311 3 1 1 equals the world's zone record"
+	ok 0 "dance-tlsa ee311 3 1 1 equals the world's zone record"
 else
 	echo "got: $got / zone: $want" >"$tmp/out"
-	not_ok "dance-tlsa ee311 3 1 1 equals the world's zone record"
+	ok 1 "dance-tlsa ee311 3 1 1 equals the world's zone record"
 fi
 
 # Independently: the SPKI digests from openssl's command line.
@@ -138,26 +116,26 @@ h512=$(openssl x509 -in "$C/ee312.crt" -pubkey -noout |
 "$TLSA" "$C/ee312.crt" >"$tmp/out" 2>&1
 if [ -n "$spki" ] && [ "$(cat "$tmp/out")" = "ee312.clients.test. IN TLSA 3 1 1 $h256
 ee312.clients.test. IN TLSA 3 1 2 $h512" ]; then
-	ok "dance-tlsa default set for an EE cert: 3 1 1 and 3 1 2 (openssl agrees)"
+	ok 0 "dance-tlsa default set for an EE cert: 3 1 1 and 3 1 2 (openssl agrees)"
 else
-	not_ok "dance-tlsa default set for an EE cert: 3 1 1 and 3 1 2 (openssl agrees)"
+	ok 1 "dance-tlsa default set for an EE cert: 3 1 1 and 3 1 2 (openssl agrees)"
 fi
 
 "$TLSA" --name '*._device.clients.test' "$C/devca.crt" >"$tmp/out" 2>&1
 want=$(world_rr '*._device.clients')
 if grep -qx "\*._device.clients.test. IN TLSA $want" "$tmp/out" &&
     [ "$(wc -l <"$tmp/out")" -eq 3 ]; then
-	ok "dance-tlsa CA cert adds 2 0 1, equal to the world's device record"
+	ok 0 "dance-tlsa CA cert adds 2 0 1, equal to the world's device record"
 else
-	not_ok "dance-tlsa CA cert adds 2 0 1, equal to the world's device record"
+	ok 1 "dance-tlsa CA cert adds 2 0 1, equal to the world's device record"
 fi
 
 "$TLSA" "$C/full.crt" 3 1 0 >"$tmp/out" 2>&1
 want=$(world_rr full.clients)
 if [ -n "$want" ] && [ "$(cat "$tmp/out")" = "full.clients.test. IN TLSA $want" ]; then
-	ok "dance-tlsa 3 1 0 (full SPKI) equals the world's record"
+	ok 0 "dance-tlsa 3 1 0 (full SPKI) equals the world's record"
 else
-	not_ok "dance-tlsa 3 1 0 (full SPKI) equals the world's record"
+	ok 1 "dance-tlsa 3 1 0 (full SPKI) equals the world's record"
 fi
 
 expect_exit "dance-tlsa: unreadable cert is an error" 1 "cannot read" \
@@ -174,9 +152,9 @@ expect_ok "ee301 (3 0 1)" ee301.clients.test "$C/ee301.crt"
 expect_ok "sensor7 via DANE-TA wildcard (2 0 1) with chain" \
 	sensor7._device.clients.test "$C/sensor7.crt" "$C/sensor7.chain.pem"
 if grep -q "usage 2 (DANE-TA), depth 1" "$tmp/out"; then
-	ok "sensor7 matched as DANE-TA at depth 1"
+	ok 0 "sensor7 matched as DANE-TA at depth 1"
 else
-	not_ok "sensor7 matched as DANE-TA at depth 1"
+	ok 1 "sensor7 matched as DANE-TA at depth 1"
 fi
 # RFC 7671 section 9 digest agility: if the set has 3 1 2 records, only
 # those count for DANE-EE/SPKI.  The old key then authenticates only if
@@ -196,9 +174,9 @@ else
 fi
 expect_ok "rollover: new key" rollover.clients.test "$C/rollnew.crt"
 if grep -q "3 records" "$tmp/out"; then
-	ok "rollover answer lists its 3 records"
+	ok 0 "rollover answer lists its 3 records"
 else
-	not_ok "rollover answer lists its 3 records"
+	ok 1 "rollover answer lists its 3 records"
 fi
 expect_ok "expired cert under DANE-EE" expired.clients.test "$C/expired.crt"
 expect_ok "PKIX-EE (1 1 1) with --ca-file" --ca-file "$C/pkixca.crt" \
@@ -225,9 +203,9 @@ expect_fail "timeout (x.slow, --timeout 500)" "timeout|timed out" \
 	--timeout 500 x.slow.clients.test "$C/ee311.crt"
 t1=$(date +%s)
 if [ $((t1 - t0)) -le 3 ]; then
-	ok "timeout bounded by --timeout ($((t1 - t0)) s)"
+	ok 0 "timeout bounded by --timeout ($((t1 - t0)) s)"
 else
-	not_ok "timeout bounded by --timeout ($((t1 - t0)) s)"
+	ok 1 "timeout bounded by --timeout ($((t1 - t0)) s)"
 fi
 expect_fail "servfail" "servfail" x.servfail.clients.test "$C/ee311.crt"
 expect_fail "nosan: DANE-TA name not in SAN" "name not in certificate SAN" \
@@ -240,18 +218,18 @@ expect_fail "disallowed name" "not allowed|allow-list" \
 after=$(count ee301.clients.test)
 if grep -q "not queried" "$tmp/out" && [ "$before" -ge 0 ] &&
     [ "$after" -eq "$before" ]; then
-	ok "disallowed name: zero TLSA queries ($before -> $after)"
+	ok 0 "disallowed name: zero TLSA queries ($before -> $after)"
 else
-	not_ok "disallowed name: zero TLSA queries ($before -> $after)"
+	ok 1 "disallowed name: zero TLSA queries ($before -> $after)"
 fi
 # ... while an allowed one does reach it (the counter works).
 before=$(count ee301.clients.test)
 check ee301.clients.test "$C/ee301.crt"
 after=$(count ee301.clients.test)
 if [ "$before" -ge 0 ] && [ "$after" -gt "$before" ]; then
-	ok "allowed name: its TLSA query is counted ($before -> $after)"
+	ok 0 "allowed name: its TLSA query is counted ($before -> $after)"
 else
-	not_ok "allowed name: its TLSA query is counted ($before -> $after)"
+	ok 1 "allowed name: its TLSA query is counted ($before -> $after)"
 fi
 
 expect_fail "bad name syntax" "bad name|invalid" 'bad..name.test' \
@@ -275,6 +253,4 @@ usage_err "dance-check: missing cert file" "cannot read" \
 usage_err "dance-check: no trust anchor" "trust" \
 	ee311.clients.test "$C/ee311.crt"
 
-echo "1..$n"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+done_testing

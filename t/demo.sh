@@ -9,11 +9,14 @@ bin=$BUILD/bin
 cd "$top" || exit 2
 
 say() { printf '\n== %s\n' "$*"; }
-world=$(mktemp -d /tmp/dance-demo.XXXXXX)/world
+T=$(mktemp -d /tmp/dance-demo.XXXXXX)
+world=$T/world
+. "$top/t/lib/ports.sh"
 srv_pid=""
 cleanup() {
 	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null
 	sh t/world/world.sh stop "$world" >/dev/null 2>&1
+	rm -rf "$T"
 }
 trap cleanup EXIT INT TERM
 
@@ -34,7 +37,7 @@ say "dance-check: would $dev authenticate right now?"
 	--allow '.clients.test' "$dev" "$c/sensor7.chain.pem"
 echo "(exit code $?)"
 
-port=$(( 30000 + $$ % 2000 ))
+port=$(free_port)
 say "A DANCE TLS server (dance-server) on 127.0.0.1:$port, allow-list .clients.test"
 "$bin/dance-server" --cert "$c/server.crt" --key "$c/server.key" \
 	--listen "127.0.0.1:$port" --allow .clients.test \

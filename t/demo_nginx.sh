@@ -51,7 +51,7 @@ run() {	# run NAME CERT [extra args]
 		--http / "$@" "127.0.0.1:$FRONT" >"$T/out" 2>&1
 }
 
-echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///') with the DANCE module on" \
+echo "nginx $("$NGINX_BIN" -v 2>&1 | sed 's/.*\///') with the DANCE module on" \
 	"127.0.0.1:$FRONT, allowing *.clients.test, in front of an upstream."
 echo
 

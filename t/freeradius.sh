@@ -17,17 +17,16 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
 
-n=0 pass=0 fail=0
 T=$(mktemp -d /tmp/dance-fr.XXXXXX)
 own_world=""
 pids=""
 
-ok() { n=$((n + 1)); pass=$((pass + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n - $*"; }
-check() {
+. "$top/t/lib/tap.sh"
+check() {	# check DESC CMD...
 	desc=$1
 	shift
-	if "$@"; then ok "$desc"; else nok "$desc"; fi
+	"$@"
+	ok $? "$desc"
 }
 
 cleanup() {
@@ -38,7 +37,7 @@ cleanup() {
 		wait "$p" 2>/dev/null
 	done
 	[ -n "$own_world" ] && sh "$top/t/world/world.sh" stop "$own_world" >/dev/null 2>&1
-	if [ "$fail" -eq 0 ] && [ -z "${KEEP:-}" ]; then
+	if [ "$T_FAIL" -eq 0 ] && [ -z "${KEEP:-}" ]; then
 		rm -rf "$T"
 	else
 		echo "# logs kept in $T"
@@ -47,13 +46,12 @@ cleanup() {
 
 finish() {
 	cleanup
-	echo "$pass passed, $fail failed"
-	[ "$fail" -eq 0 ]
+	done_testing
 	exit $?
 }
 
 bail() {
-	nok "$*"
+	ok 1 "$*"
 	finish
 }
 
@@ -90,7 +88,7 @@ qcount() { sh "$top/t/world/world.sh" count "$WORLD_DIR" "$1"; }
 fr_setup 2500
 fr_start -xx || bail "freeradius starts with rlm_dance"
 pids="$pids $frpid"
-ok "freeradius starts with rlm_dance"
+ok 0 "freeradius starts with rlm_dance"
 check "rlm_dance hooked the EAP-TLS SSL_CTX" grep -q "DANE client authentication enabled on eap tls-config tls-common" "$FRLOG"
 check "rlm_dance hooked the RADIUS/TLS listener" grep -q "DANE client authentication enabled on RADIUS/TLS listener of server radsec" "$FRLOG"
 
@@ -133,19 +131,19 @@ reply_of() {
 
 accept() { # tag cert key identity expect-in-reply [tlsver [dane_client_id]]
 	if eap "$1" "$2" "$3" "$4" "${6:-12}" "${7:-}" && reply_of "$1" | grep -q -- "$5"; then
-		ok "EAP-TLS accepted: $1 ($5)"
+		ok 0 "EAP-TLS accepted: $1 ($5)"
 	else
-		nok "EAP-TLS accepted: $1 ($5) [reply: $(reply_of "$1")]"
+		ok 1 "EAP-TLS accepted: $1 ($5) [reply: $(reply_of "$1")]"
 	fi
 }
 reject() { # tag cert key identity expect-in-log [tlsver [dane_client_id]]
 	mark=$(wc -l <"$FRLOG")
 	if eap "$1" "$2" "$3" "$4" "${6:-12}" "${7:-}"; then
-		nok "EAP-TLS rejected: $1 (was accepted)"
+		ok 1 "EAP-TLS rejected: $1 (was accepted)"
 	elif tail -n +"$((mark + 1))" "$FRLOG" | grep -q -- "$5"; then
-		ok "EAP-TLS rejected: $1 (log: $5)"
+		ok 0 "EAP-TLS rejected: $1 (log: $5)"
 	else
-		nok "EAP-TLS rejected: $1, log line \"$5\" missing"
+		ok 1 "EAP-TLS rejected: $1, log line \"$5\" missing"
 	fi
 }
 
@@ -390,26 +388,26 @@ EOF
 
 if radsec accept "$C/ee311.crt" "$C/ee311.key" &&
 	grep -q "radsec dance=ee311.clients.test status=Authenticated" "$T/radclient-accept.log"; then
-	ok "RADSEC: radsecproxy with a DANE-bound certificate accepted"
+	ok 0 "RADSEC: radsecproxy with a DANE-bound certificate accepted"
 else
-	nok "RADSEC: radsecproxy with a DANE-bound certificate accepted"
+	ok 1 "RADSEC: radsecproxy with a DANE-bound certificate accepted"
 fi
 if radsec pkix "$K/corp.crt" "$K/corp.key" && grep -q "radsec dance= status=PKIX" "$T/radclient-pkix.log"; then
-	ok "RADSEC: radsecproxy with a CA-issued certificate accepted as before"
+	ok 0 "RADSEC: radsecproxy with a CA-issued certificate accepted as before"
 else
-	nok "RADSEC: radsecproxy with a CA-issued certificate accepted as before"
+	ok 1 "RADSEC: radsecproxy with a CA-issued certificate accepted as before"
 fi
 if radsec wrongkey "$K/wrongkey.crt" "$C/other.key"; then
-	nok "RADSEC: radsecproxy with a wrong key refused"
+	ok 1 "RADSEC: radsecproxy with a wrong key refused"
 elif grep -q "client ee311.clients.test rejected: TLSA does not match" "$FRLOG"; then
-	ok "RADSEC: radsecproxy with a wrong key refused"
+	ok 0 "RADSEC: radsecproxy with a wrong key refused"
 else
-	nok "RADSEC: radsecproxy with a wrong key refused (no log line)"
+	ok 1 "RADSEC: radsecproxy with a wrong key refused (no log line)"
 fi
 if radsec nxdomain "$C/other.crt" "$C/other.key"; then
-	nok "RADSEC: radsecproxy without TLSA refused"
+	ok 1 "RADSEC: radsecproxy without TLSA refused"
 else
-	ok "RADSEC: radsecproxy without TLSA refused"
+	ok 0 "RADSEC: radsecproxy without TLSA refused"
 fi
 
 # ------------------------------------------------------------------
@@ -418,20 +416,20 @@ fi
 # radsec_is TAG CERT KEY PORT WANT-IN-REPLY: accepted with that reply.
 radsec_is() {
 	if radsec "$1" "$2" "$3" "$4" && grep -q "$5" "$T/radclient-$1.log"; then
-		ok "RADSEC client tls: $1 accepted ($5)"
+		ok 0 "RADSEC client tls: $1 accepted ($5)"
 	else
-		nok "RADSEC client tls: $1 accepted ($5) [$(grep -h 'Reply-Message\|No reply' "$T/radclient-$1.log" | head -1)]"
+		ok 1 "RADSEC client tls: $1 accepted ($5) [$(grep -h 'Reply-Message\|No reply' "$T/radclient-$1.log" | head -1)]"
 	fi
 }
 # radsec_refused TAG CERT KEY PORT LOG-LINE: refused, LOG-LINE logged.
 radsec_refused() {
 	mark=$(wc -l <"$FRLOG")
 	if radsec "$1" "$2" "$3" "$4"; then
-		nok "RADSEC client tls: $1 refused (was accepted)"
+		ok 1 "RADSEC client tls: $1 refused (was accepted)"
 	elif tail -n +"$((mark + 1))" "$FRLOG" | grep -q -- "$5"; then
-		ok "RADSEC client tls: $1 refused (log: $5)"
+		ok 0 "RADSEC client tls: $1 refused (log: $5)"
 	else
-		nok "RADSEC client tls: $1 refused, log line \"$5\" missing"
+		ok 1 "RADSEC client tls: $1 refused, log line \"$5\" missing"
 	fi
 }
 if fr_client_tls; then
@@ -476,11 +474,11 @@ conf_check() {
 }
 conf_bad() { # tag sed-expr expected-message
 	if conf_check "$1" "$2"; then
-		nok "config rejected: $1"
+		ok 1 "config rejected: $1"
 	elif grep -q -- "$3" "$T/C-$1.log"; then
-		ok "config rejected: $1 ($3)"
+		ok 0 "config rejected: $1 ($3)"
 	else
-		nok "config rejected: $1, message \"$3\" missing"
+		ok 1 "config rejected: $1, message \"$3\" missing"
 	fi
 }
 conf_bad name_source 's|name_source = .*|name_source = "san dns"|' 'name_source: unknown name source "dns"'
@@ -491,9 +489,9 @@ conf_bad eap_tls_config 's|eap_tls_config = "tls-common"|eap_tls_config = "nones
 conf_warn() { # tag sed-expr expected-warning
 	conf_check "$1" "$2"
 	if grep -q -- "$3" "$T/C-$1.log"; then
-		ok "config warned: $1 ($3)"
+		ok 0 "config warned: $1 ($3)"
 	else
-		nok "config warned: $1, warning \"$3\" missing"
+		ok 1 "config warned: $1, warning \"$3\" missing"
 	fi
 }
 conf_warn reject-unknown-intermediate \
@@ -515,12 +513,12 @@ if [ -n "$other" ]; then
 	for m in "$T"/lib/*.so; do ln -sf "$(readlink "$m")" "$T/lib-other/"; done
 	ln -sf "$other" "$T/lib-other/rlm_dance.so"
 	if conf_check other-version "s|libdir = .*|libdir = $T/lib-other|"; then
-		nok "rlm_dance built for another FreeRADIUS ($other) refused"
+		ok 1 "rlm_dance built for another FreeRADIUS ($other) refused"
 	elif grep -q "rlm_dance: built for FreeRADIUS .*, but this is FreeRADIUS $FR_VERSION\|rlm_dance magic number .* mismatch" \
 		"$T/C-other-version.log"; then
-		ok "rlm_dance built for another FreeRADIUS ($other) refused: $(grep -o "rlm_dance: built for.*\|rlm_dance magic number ([a-z]*) mismatch" "$T/C-other-version.log" | head -1)"
+		ok 0 "rlm_dance built for another FreeRADIUS ($other) refused: $(grep -o "rlm_dance: built for.*\|rlm_dance magic number ([a-z]*) mismatch" "$T/C-other-version.log" | head -1)"
 	else
-		nok "rlm_dance built for another FreeRADIUS ($other) refused, no version message"
+		ok 1 "rlm_dance built for another FreeRADIUS ($other) refused, no version message"
 	fi
 else
 	echo "# no rlm_dance.so built for another FreeRADIUS: version mismatch test skipped"

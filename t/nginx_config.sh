@@ -13,7 +13,7 @@ conf_test() {
 		ngx_conf_head 1 info
 		printf 'http {\n%s\n%s\n}\n' "$(ngx_http_head)" "$2"
 	} >"$T/bad.conf"
-	"$NGINX" -t -p "$T" -c "$T/bad.conf" >"$T/t.out" 2>&1
+	"$NGINX_BIN" -t -p "$T" -c "$T/bad.conf" >"$T/t.out" 2>&1
 	rc=$?
 	[ $rc -ne 0 ] && grep -Eq -- "$3" "$T/t.out"
 	ok $? "startup refused: $1" "$(cat "$T/t.out")"
@@ -61,7 +61,7 @@ http {
 }
 EOF
 } >"$T/bad.conf"
-"$NGINX" -t -p "$T" -c "$T/bad.conf" >"$T/t.out" 2>&1
+"$NGINX_BIN" -t -p "$T" -c "$T/bad.conf" >"$T/t.out" 2>&1
 [ $? -ne 0 ] && grep -q '"dance" needs TLS' "$T/t.out"
 ok $? "startup refused: dance without TLS" "$(cat "$T/t.out")"
 
@@ -75,7 +75,7 @@ http {
 }
 EOF
 } >"$T/bad.conf"
-"$NGINX" -t -p "$T" -c "$T/bad.conf" >"$T/t.out" 2>&1
+"$NGINX_BIN" -t -p "$T" -c "$T/bad.conf" >"$T/t.out" 2>&1
 [ $? -ne 0 ] && grep -q 'needs "dance_trust_anchor"' "$T/t.out"
 ok $? "startup refused: no trust anchor and no dance_trust_ad" "$(cat "$T/t.out")"
 
@@ -148,7 +148,7 @@ EOF
 	is "$(id_of "$T/o")" "ee311.clients.test" "workers as nobody: a client authenticates"
 
 	chmod 600 "$T/pub/ub.conf"
-	"$NGINX" -t -p "$T" -c "$T/nginx.conf" >"$T/t.out" 2>&1
+	"$NGINX_BIN" -t -p "$T" -c "$T/nginx.conf" >"$T/t.out" 2>&1
 	[ $? -ne 0 ] && grep -Eq 'invalid DANCE resolver configuration for the workers \(user "nobody"\): .*ub.conf' "$T/t.out"
 	ok $? "nginx -t: a file the workers cannot read is refused, with the reason" "$(cat "$T/t.out")"
 

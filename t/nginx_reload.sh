@@ -59,11 +59,11 @@ while [ $i -lt 50 ]; do
 done
 ok $([ -n "$new" ]; echo $?) "reload: a new worker started"
 i=0
-while ! grep -q "$old#$old: gracefully shutting down" "$E" && [ $i -lt 50 ]; do
+while ! grep -Eq "$old#[0-9]+: gracefully shutting down" "$E" && [ $i -lt 50 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
-like "$E" "$old#$old: gracefully shutting down" "the old worker shuts down gracefully"
+like "$E" "$old#[0-9]+: gracefully shutting down" "the old worker shuts down gracefully"
 
 dc "$T/o" ee311.clients.test ee311 "$ON" --http /
 is "$(id_of "$T/o")" "ee311.clients.test" "the new worker authenticates"

@@ -6,7 +6,7 @@
 #     core  unit + integration binaries (the set run under ASan)
 #     all   core + every t/*.sh script (real servers, real clients), and
 #           the runs listed in t/versions (a suite against another build
-#           of its host, e.g. freeradius@3.2.10)
+#           of its host, e.g. freeradius@3.2.10, nginx_basic@1.31.4)
 #
 # Integration tests get a fresh offline DNSSEC world (t/world/world.sh);
 # its env file is passed as WORLD_ENV.  Each suite's own counts
@@ -20,6 +20,7 @@ cd "$top" || exit 2
 
 pass=0
 fail=0
+skipped=0
 failed_suites=""
 logdir=$(mktemp -d /tmp/dance-test.XXXXXX)
 
@@ -30,7 +31,9 @@ count_output() {
 		awk '{s+=$1} END {print s+0}')
 	q=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p' "$f" |
 		awk '{s+=$1} END {print s+0}')
-	tp=$(grep -c '^ok ' "$f")
+	# "ok N - ... # SKIP why" is neither a pass nor a failure
+	tp=$(grep '^ok ' "$f" | grep -vc ' # SKIP')
+	ts=$(grep -c '^ok .* # SKIP' "$f")
 	tq=$(grep -c '^not ok ' "$f")
 	p=$((p + tp)) q=$((q + tq))
 	# A suite that died without reporting a failure still failed.
@@ -39,17 +42,20 @@ count_output() {
 	fi
 	pass=$((pass + p)) fail=$((fail + q))
 	[ "$q" -gt 0 ] && failed_suites="$failed_suites $name"
-	printf '%-28s %4d passed, %d failed\n' "$name" "$p" "$q"
+	printf '%-28s %4d passed, %d failed%s (%d s)\n' "$name" "$p" "$q" \
+		"$([ "$ts" -gt 0 ] && echo ", $ts skipped")" "$secs"
+	skipped=$((skipped + ts))
 }
 
 run_suite() {
 	name=$1
 	shift
 	out="$logdir/$name.log"
+	t0=$(date +%s)
 	"$@" >"$out" 2>&1
 	rc=$?
+	secs=$(($(date +%s) - t0))
 	count_output "$out" "$rc" "$name"
-	grep '^# SKIP' "$out" | sed 's/^/    | /'
 	if [ "$rc" -ne 0 ] || [ -n "${VERBOSE:-}" ]; then
 		sed 's/^/    | /' "$out" | grep -v '^    | ok ' | tail -n 40
 	fi
@@ -85,15 +91,23 @@ if [ "$what" != unit ]; then
 			case $s in t/run.sh|t/demo*.sh) continue ;; esac
 			run_suite "$(basename "$s" .sh)" sh "$s"
 		done
-		# t/versions: suites again, against other builds of their host.
-		while read -r name script vars <&3; do
-			case $name in ''|'#'*) continue ;; esac
-			# shellcheck disable=SC2086
-			run_suite "$name" env $(printf '%s' "$vars" | sed "s|\$BUILD|$BUILD|g") sh "$script"
+		# t/versions: suites again, against other builds of their host;
+		# SCRIPT may be a pattern (t/nginx_*.sh), "*" in NAME is then
+		# each script's name.
+		while read -r label script vars <&3; do
+			case $label in ''|'#'*) continue ;; esac
+			for s in $script; do
+				[ -f "$s" ] || continue
+				n=$(basename "$s" .sh)
+				# shellcheck disable=SC2086
+				run_suite "$(printf '%s' "$label" | sed "s|\*|$n|")" \
+					env $(printf '%s' "$vars" | sed "s|\$BUILD|$BUILD|g") sh "$s"
+			done
 		done 3<t/versions
 	fi
 fi
 
+[ "$skipped" -gt 0 ] && echo "$skipped skipped (reasons: grep SKIP $logdir/*.log)"
 [ -n "$failed_suites" ] && echo "failed suites:$failed_suites (logs in $logdir)"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -21,13 +21,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
 CLIENT=$BUILD/bin/dance-client
 SERVER=$BUILD/bin/dance-server
-WORLD_SH=$top/t/world/world.sh
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tls_exchange.XXXXXX")
-PASS=0
-FAIL=0
-N=0
 PIDS=
-OWN_WORLD=
 SLOG=/dev/null
 RC=0
 
@@ -38,58 +33,28 @@ cleanup() {
 	for p in $PIDS; do
 		wait "$p" 2>/dev/null
 	done
-	[ -n "$OWN_WORLD" ] && sh "$WORLD_SH" stop "$OWN_WORLD" >/dev/null 2>&1
+	world_stop
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-if [ -z "${WORLD_ENV:-}" ]; then
-	OWN_WORLD=$TMP/world
-	if ! sh "$WORLD_SH" start "$OWN_WORLD" >"$TMP/world.log" 2>&1; then
-		cat "$TMP/world.log"
-		echo "Bail out! the DNS test world did not start"
-		echo "0 passed, 1 failed"
-		exit 1
-	fi
-	WORLD_ENV=$OWN_WORLD/env
-fi
-. "$WORLD_ENV"
-C=$WORLD_CERTS
-
-ok() {
-	N=$((N + 1))
-	PASS=$((PASS + 1))
-	echo "ok $N - $1"
-}
-
-not_ok() {
-	N=$((N + 1))
-	FAIL=$((FAIL + 1))
-	echo "not ok $N - $1"
-	shift
-	for l in "$@"; do
-		printf '%s\n' "$l" | sed 's/^/#   /'
-	done
-}
+. "$top/t/lib/tap.sh"
+. "$top/t/lib/world.sh"
+world_use "$TMP/world" >"$TMP/world.out" ||
+	bail "the DNS test world starts" "$(cat "$TMP/world.out")"
 
 # check STATUS DESCRIPTION: STATUS is that of the test command just
 # run; on failure show the last client run and the server's log tail.
 check() {
-	if [ "$1" -eq 0 ]; then
-		ok "$2"
-	else
-		not_ok "$2" "client rc=$RC" "stdout: $(cat "$TMP/out")" \
-			"stderr: $(cat "$TMP/err")" \
-			"server: $(tail -n 2 "$SLOG" 2>/dev/null)"
-	fi
+	ok "$1" "$2" "client rc=$RC
+stdout: $(cat "$TMP/out" 2>/dev/null)
+stderr: $(cat "$TMP/err" 2>/dev/null)
+server: $(tail -n 2 "$SLOG" 2>/dev/null)"
 }
 
 for f in "$CLIENT" "$SERVER"; do
 	if [ ! -x "$f" ]; then
-		echo "Bail out! $f not built"
-		echo "0 passed, 1 failed"
-		exit 1
+		bail "$f not built"
 	fi
 done
 
@@ -114,9 +79,7 @@ start_server() {
 		sleep 0.05
 		i=$((i + 1))
 	done
-	echo "Bail out! dance-server $label did not start: $(cat "$SLOG")"
-	echo "$PASS passed, $((FAIL + 1)) failed"
-	exit 1
+	bail "dance-server $label starts" "$(cat "$SLOG")"
 }
 
 # stop_server: SIGTERM; the server must exit 0 (a sanitizer build
@@ -126,9 +89,9 @@ stop_server() {
 	wait "$SPID" 2>/dev/null
 	SRC=$?
 	if [ "$SRC" -eq 0 ] && grep -q "signal 15, exiting" "$SLOG"; then
-		ok "dance-server $(basename "$SLOG" .log): clean exit on SIGTERM"
+		ok 0 "dance-server $(basename "$SLOG" .log): clean exit on SIGTERM"
 	else
-		not_ok "dance-server $(basename "$SLOG" .log): exit status $SRC" \
+		ok 1 "dance-server $(basename "$SLOG" .log): exit status $SRC" \
 			"$(grep -v "^dance-server: conn=" "$SLOG" | tail -n 30)"
 	fi
 }
@@ -313,13 +276,13 @@ check $? "wrong key, warm: server logs REFUSED"
 client $(cert_of ee311) --name ee311.clients.test --zero-name
 refused_alert "zero-length ClientName: handshake_failure alert"
 
-before=$(sh "$WORLD_SH" count "$WORLD_DIR" notallowed-tlsx.test)
+before=$(world_count notallowed-tlsx.test)
 client $(cert_of ee311) --name notallowed-tlsx.test
 refused_alert "name outside the allow-list: handshake_failure alert"
-after=$(sh "$WORLD_SH" count "$WORLD_DIR" notallowed-tlsx.test)
+after=$(world_count notallowed-tlsx.test)
 [ "$before" = 0 ] && [ "$after" = 0 ]
 check $? "name outside the allow-list: no query reached the authoritative ($after)"
-n=$(sh "$WORLD_SH" count "$WORLD_DIR" ee311.clients.test)
+n=$(world_count ee311.clients.test)
 [ "$n" -ge 1 ]
 check $? "query counting works (ee311.clients.test: $n)"
 
@@ -535,13 +498,13 @@ done
 grep -q "outcome=ERROR .*reason=handshake timeout" "$SLOG"
 check $? "idle client dropped after --conn-timeout"
 # A client that gives up while its lookup is pending.
-before=$(sh "$WORLD_SH" count "$WORLD_DIR" y.slow.clients.test)
+before=$(world_count y.slow.clients.test)
 "$CLIENT" $(cert_of ee311) --name y.slow.clients.test "127.0.0.1:$SPORT" \
 	>/dev/null 2>&1 &
 BG=$!
 i=0
 while [ $i -lt 100 ] &&
-	[ "$(sh "$WORLD_SH" count "$WORLD_DIR" y.slow.clients.test)" = "$before" ]
+	[ "$(world_count y.slow.clients.test)" = "$before" ]
 do
 	sleep 0.02
 	i=$((i + 1))
@@ -607,5 +570,4 @@ case $ext in
 esac
 check $? "... and dane_clientid (0xFF44) was not sent unasked (${ext:-no trace})"
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+done_testing

@@ -17,49 +17,30 @@ WORLD="sh $HERE/world/world.sh"
 PATH=$PATH:/usr/sbin:/sbin
 export PATH
 
-n=0
-passed=0
-failed=0
 TMP=$(mktemp -d /tmp/world_selftest.XXXXXX) || exit 1
 W=$TMP/w
 OUT=$TMP/out
 
-ok() {
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		passed=$((passed + 1))
-		echo "ok $n - $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n - $2"
-		if [ -s "$OUT" ]; then
-			head -n 20 "$OUT" | sed 's/^/#   /'
-		fi
-	fi
-}
+. "$HERE/lib/tap.sh"
+T_DIAG_FILE=$OUT
 
 # check DESC CMD...: the command's output goes to $OUT for diagnostics.
 check() {
 	desc=$1
 	shift
-	if "$@" >"$OUT" 2>&1; then
-		ok 0 "$desc"
-	else
-		ok 1 "$desc"
-	fi
+	"$@" >"$OUT" 2>&1
+	ok $? "$desc"
 }
 
 finish() {
 	trap - EXIT INT TERM
 	$WORLD stop "$W" >/dev/null 2>&1
-	echo "1..$n"
-	if [ "$failed" -eq 0 ]; then
+	if [ "$T_FAIL" -eq 0 ]; then
 		rm -rf "$TMP"
 	else
 		echo "# world directory kept: $TMP"
 	fi
-	echo "$passed passed, $failed failed"
-	[ "$failed" -eq 0 ]
+	done_testing
 	exit $?
 }
 trap finish EXIT

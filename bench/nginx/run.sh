@@ -17,93 +17,45 @@ THREADS=${3:-4}
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$top/build}
-MODULE=$BUILD/nginx/ngx_http_dance_module.so
-# as root, workers would run as "nobody", unable to read the world's files
-USER_LINE=
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
-FLOOD=$BUILD/t/dance_flood
-for f in "$MODULE" "$FLOOD"; do
-	[ -e "$f" ] || { echo "bench: $f missing (make nginx)" >&2; exit 1; }
-done
 
 T=$(mktemp -d /tmp/dance-bench.XXXXXX)
-own_world=
-if [ -z "${WORLD_ENV:-}" ]; then
-	sh "$top/t/world/world.sh" start "$T/world" >"$T/world.log" 2>&1 ||
-		{ cat "$T/world.log"; exit 1; }
-	WORLD_ENV=$T/world/env
-	own_world=1
-fi
-. "$WORLD_ENV"
-C=$WORLD_CERTS
-MASTER=
-
+. "$top/t/lib/world.sh"
 cleanup() {
-	[ -n "$MASTER" ] && kill -QUIT "$MASTER" 2>/dev/null && sleep 0.5
-	[ -n "$own_world" ] && sh "$top/t/world/world.sh" stop "$T/world" \
-		>/dev/null 2>&1
+	ngx_stop 2>/dev/null
+	world_stop
 	rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
+world_use "$T/world" || exit 1
+# nginx (NGINX_BIN, NGINX_MODULE), config head, ports, start and stop
+TOP=$top
+. "$top/t/lib/nginx.sh"
+for f in "$MODULE" "$FLOOD"; do
+	[ -e "$f" ] || { echo "bench: $f missing (make nginx)" >&2; exit 1; }
+done
 
-PORTS=
-port() {	# a free port, not handed out before
-	while :; do
-		p=$(( 11000 + $(od -An -N2 -tu2 /dev/urandom) % 7000 ))
-		case " $PORTS " in *" $p "*) continue ;; esac
-		ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return; }
-	done
-}
+DANCE=$(free_port) CA=$(free_port) NOCA=$(free_port) COLD=$(free_port)
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	-keyout "$T/srv.key" -out "$T/srv.crt" -days 2 -subj /CN=bench \
-	>/dev/null 2>&1
-DANCE=$(port); PORTS=$DANCE
-CA=$(port); PORTS="$PORTS $CA"
-NOCA=$(port); PORTS="$PORTS $NOCA"
-COLD=$(port)
-mkdir -p "$T/tmp"
-
-# start_nginx CONF-BODY WAIT-PORT
+# start_nginx CONF-BODY WAIT-PORT: one worker, TLS 1.3 only, no session
+# resumption, no access log
 start_nginx() {
-	cat >"$T/nginx.conf" <<EOF
-load_module $MODULE;
-$USER_LINE
-worker_processes 1;
-daemon off;
-pid $T/nginx.pid;
-error_log $T/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $T/tmp/b; proxy_temp_path $T/tmp/p;
-    fastcgi_temp_path $T/tmp/f; uwsgi_temp_path $T/tmp/u;
-    scgi_temp_path $T/tmp/s;
-    ssl_protocols TLSv1.3;
-    ssl_certificate $T/srv.crt;
-    ssl_certificate_key $T/srv.key;
-    ssl_session_cache off;
-    ssl_session_tickets off;
-    dance_trust_anchor $WORLD_TA;
-    dance_unbound_conf $WORLD_UNBOUND_CONF;
-$1
-}
-EOF
-	/usr/sbin/nginx -p "$T" -c "$T/nginx.conf" >>"$T/stderr" 2>&1 &
-	MASTER=$!
-	i=0
-	while ! ss -Htln "sport = :$2" | grep -q . && [ $i -lt 100 ]; do
-		sleep 0.05
-		i=$((i + 1))
-	done
-	sleep 0.2
+	{
+		ngx_conf_head 1 warn 1024
+		echo "http {"
+		ngx_http_head access_log=off protocols=TLSv1.3 resumption=off
+		echo "$1"
+		echo "}"
+	} >"$T/nginx.conf"
+	ngx_start "$2" >&2 || fail "nginx did not start"
 }
 
-stop_nginx() {
-	kill -QUIT "$MASTER" 2>/dev/null
-	wait "$MASTER" 2>/dev/null
-	MASTER=
+stop_nginx() { ngx_stop; }
+
+fail() {
+	echo "bench: $*" >&2
+	tail -n 5 "$T/error.log" "$T/stderr.log" >&2
+	exit 1
 }
 
 start_nginx "
@@ -127,7 +79,7 @@ start_nginx "
 
 # worker CPU time in clock ticks (user + system)
 ticks() {
-	w=$(ps -o pid= --ppid "$MASTER" | tr -d ' ' | head -n 1)
+	w=$(ngx_workers | head -n 1)
 	awk '{print $14 + $15}' "/proc/$w/stat"
 }
 
@@ -144,11 +96,6 @@ flood() {	# flood PORT ARGS... -> "handshakes worker-cpu-ticks"
 }
 
 # warm the DANCE cache, check every setup answers
-fail() {
-	echo "bench: $*" >&2
-	tail -n 5 "$T/error.log" "$T/stderr" >&2
-	exit 1
-}
 "$FLOOD" -n 1 --cert "$C/ee311.crt" --key "$C/ee311.key" \
 	--name ee311.clients.test "127.0.0.1:$DANCE" | grep -q "^done 0 200" ||
 	fail "DANCE server does not authenticate"
@@ -159,7 +106,7 @@ fail() {
 	"127.0.0.1:$CA" | grep -q "^done 0 200" ||
 	fail "CA server does not accept sensor7"
 
-echo "nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*\///'), $(openssl version)," \
+echo "nginx $NGX_VERSION, $(openssl version)," \
 	"$(nproc) CPUs ($(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -n 1))"
 echo "worker_processes 1, TLS 1.3, P-256, no resumption, $THREADS client" \
 	"threads, $ROUNDS rounds x ${SECS}s per setup; load: $(cut -d' ' -f1-3 /proc/loadavg)"

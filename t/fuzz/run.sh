@@ -7,7 +7,8 @@
 # and run for SECONDS with the seeds in t/fuzz/corpus/fuzz_NAME/ (read
 # only; new inputs go to $BUILD/fuzz/corpus/).  A target passes when it
 # runs the whole time without a crash, leak, timeout or UBSan report.
-# Ends with "N passed, N failed"; exit status 1 if any failed.
+# TAP lines (t/lib/tap.sh), then "N passed, N failed"; exit status 1 if
+# any failed.
 
 SECONDS_EACH=${1:-20}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -17,13 +18,10 @@ FUZZ_CC=${FUZZ_CC:-clang}
 LIB=$BUILD/libdance.a
 OUT=$BUILD/fuzz
 LIBS="-lunbound -lpcre2-8 -lssl -lcrypto -lpthread"
+. "$TOP/t/lib/tap.sh"
 
 mkdir -p "$OUT" || exit 1
-if [ ! -f "$LIB" ]; then
-	echo "run.sh: $LIB missing (run 'make fuzz')" >&2
-	echo "0 passed, 1 failed"
-	exit 1
-fi
+[ -f "$LIB" ] || bail "$LIB built (run 'make fuzz')"
 
 # Recoverable UBSan checks (the library is built without
 # -fno-sanitize-recover) must still stop the run.
@@ -31,8 +29,6 @@ UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS ASAN_OPTIONS
 
-pass=0
-fail=0
 for src in "$HERE"/fuzz_*.c; do
 	t=$(basename "$src" .c)
 	bin=$OUT/$t
@@ -41,9 +37,7 @@ for src in "$HERE"/fuzz_*.c; do
 	    -fsanitize=fuzzer,address,undefined \
 	    -I"$TOP/common/include" -I"$TOP/common/src" \
 	    -o "$bin" "$src" "$LIB" $LIBS >"$OUT/$t.build.log" 2>&1; then
-		echo "FAIL $t: build failed, see $OUT/$t.build.log"
-		cat "$OUT/$t.build.log" | tail -20
-		fail=$((fail + 1))
+		ok 1 "$t builds" "$(tail -n 20 "$OUT/$t.build.log")"
 		continue
 	fi
 	mkdir -p "$OUT/corpus/$t"
@@ -52,14 +46,8 @@ for src in "$HERE"/fuzz_*.c; do
 	    "$OUT/corpus/$t" "$HERE/corpus/$t" >"$log" 2>&1
 	rc=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-	if [ $rc -eq 0 ] && ! grep -q 'runtime error:' "$log"; then
-		echo "ok   $t: ${runs:-?} runs in ${SECONDS_EACH}s"
-		pass=$((pass + 1))
-	else
-		echo "FAIL $t: exit $rc, see $log"
-		grep -E 'ERROR|runtime error|Test unit written' "$log" | head -5
-		fail=$((fail + 1))
-	fi
+	[ $rc -eq 0 ] && ! grep -q 'runtime error:' "$log"
+	ok $? "$t: ${runs:-?} runs in ${SECONDS_EACH}s" "exit $rc, see $log
+$(grep -E 'ERROR|runtime error|Test unit written' "$log" | head -n 5)"
 done
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+done_testing

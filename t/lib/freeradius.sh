@@ -32,13 +32,8 @@ fr_client_tls() {
 	fr_version | awk -F. '{ exit !(($1 * 10000 + $2 * 100 + $3) >= 30207) }'
 }
 
-# A free loopback port (tcp and udp).
-free_port() {
-	while :; do
-		p=$(shuf -i 20000-60000 -n 1)
-		ss -Htanu 2>/dev/null | awk '{print $5}' | grep -q ":$p\$" || { echo "$p"; return; }
-	done
-}
+# free_port (TCP and UDP)
+. "$top/t/lib/ports.sh"
 
 # fr_setup TIMEOUT_MS: directories, ports, certificates and raddb under $T
 # (K extra certs, R raddb, AUTH_PORT, TLS_PORT, TLS_PORT2, TLS_PORT3).

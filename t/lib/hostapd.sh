@@ -29,7 +29,7 @@ hapd_use_work() {
 # namespace (hostapd's RADIUS server binds every interface), unless
 # already there.  root uses unshare -n; other users a user namespace
 # (unshare -rn) where the kernel allows it.  Where neither works, the
-# caller gets status 77 and a "# SKIP" line explains why.
+# caller gets status 77 and a TAP "ok 1 - ... # SKIP why" line.
 hapd_netns() {
 	[ -n "${DANCE_HAPD_NETNS:-}" ] && return 0
 	if unshare -n true 2>/dev/null; then
@@ -40,7 +40,7 @@ hapd_netns() {
 	fi
 	userns=$(cat /proc/sys/user/max_user_namespaces 2>/dev/null)
 	clone=$(cat /proc/sys/kernel/unprivileged_userns_clone 2>/dev/null)
-	echo "# SKIP $(basename "$1"): no private network namespace for" \
+	echo "ok 1 - $(basename "$1") # SKIP no private network namespace for" \
 		"uid $(id -u): unshare -n needs root and unshare -rn failed" \
 		"(${why:-no reason given}; user.max_user_namespaces=${userns:-?}," \
 		"kernel.unprivileged_userns_clone=${clone:-n/a})"

@@ -12,10 +12,15 @@
  * One-shot mode prints, unbuffered,
  *   "handshake I MS"          when connection I finished its handshake,
  *   "done I STATUS MS"        STATUS: HTTP status, or "refused" (alert),
- * with MS counted from the start (microseconds with --us).  With
- * --loop, every thread repeats full handshakes (no resumption) for
- * SECONDS and the tool prints
- *   "handshakes N ok M seconds S rate R".
+ * with MS counted from the start (microseconds with --us).
+ *
+ * With --loop it is the suite's load generator (tests and bench/): each
+ * of the CONNS threads repeats, for SECONDS, connect + full TLS 1.3
+ * handshake (no resumption) + GET + read to the end, and the tool prints
+ *   "handshakes N ok M seconds S rate R p50_us A p90_us B p99_us C max_us D"
+ * where M counts 2xx answers, R = M / S, and the percentiles are the
+ * latencies of those M connections, from connect() to the end of the
+ * response.  Exit status 1 when none succeeded.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -48,7 +53,12 @@ struct flood {
 	struct timespec t0;
 	pthread_mutex_t mu;
 	unsigned long total, ok;
+	long *lat;		/* --loop: microseconds of 2xx connections */
+	size_t nlat;
 };
+
+#define MAX_SAMPLES	2000000
+#define THREAD_SAMPLES	200000
 
 struct job {
 	struct flood *f;
@@ -184,6 +194,9 @@ run(void *arg)
 	struct job *j = arg;
 	struct flood *f = j->f;
 	unsigned long total = 0, ok = 0;
+	long *mine, t;
+	size_t n = 0, i;
+	struct timespec s;
 	int st;
 
 	if (f->loop <= 0) {
@@ -194,17 +207,43 @@ run(void *arg)
 			printf("done %d refused %ld\n", j->i, stamp(f));
 		return NULL;
 	}
+	mine = malloc(sizeof(*mine) * THREAD_SAMPLES);
 	while (ms_since(&f->t0) < (long)(f->loop * 1000)) {
+		clock_gettime(CLOCK_MONOTONIC, &s);
 		st = one(j, 0);
+		t = us_since(&s);
 		total++;
-		if (st >= 200 && st < 300)
+		if (st >= 200 && st < 300) {
 			ok++;
+			if (mine != NULL && n < THREAD_SAMPLES)
+				mine[n++] = t;
+		}
 	}
 	pthread_mutex_lock(&f->mu);
 	f->total += total;
 	f->ok += ok;
+	for (i = 0; i < n && f->lat != NULL && f->nlat < MAX_SAMPLES; i++)
+		f->lat[f->nlat++] = mine[i];
 	pthread_mutex_unlock(&f->mu);
+	free(mine);
 	return NULL;
+}
+
+static int
+cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Percentile P (0..1) of the sorted latencies. */
+static long
+pct(const struct flood *f, double p)
+{
+	if (f->nlat == 0)
+		return 0;
+	return f->lat[(size_t)(p * (double)(f->nlat - 1) + 0.5)];
 }
 
 static void
@@ -255,8 +294,11 @@ main(int argc, char **argv)
 			usage();
 	}
 	if (hp == NULL || f.cert == NULL || f.key == NULL || n < 1 ||
-	    strlen(hp) >= sizeof(host))
+	    strlen(hp) >= sizeof(host) || f.loop < 0 || f.loop > 600)
 		usage();
+	if (f.loop > 0 &&
+	    (f.lat = malloc(sizeof(*f.lat) * MAX_SAMPLES)) == NULL)
+		return 2;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	strcpy(host, hp);
@@ -301,10 +343,13 @@ main(int argc, char **argv)
 		pthread_join(th[i], NULL);
 
 	if (f.loop > 0) {
-		double s = ms_since(&f.t0) / 1000.0;
+		double s = us_since(&f.t0) / 1e6;
 
-		printf("handshakes %lu ok %lu seconds %.2f rate %.1f\n",
-			f.total, f.ok, s, f.total / s);
+		qsort(f.lat, f.nlat, sizeof(*f.lat), cmp_long);
+		printf("handshakes %lu ok %lu seconds %.2f rate %.1f "
+			"p50_us %ld p90_us %ld p99_us %ld max_us %ld\n",
+			f.total, f.ok, s, f.ok / s, pct(&f, 0.5), pct(&f, 0.9),
+			pct(&f, 0.99), f.nlat ? f.lat[f.nlat - 1] : 0);
 	}
 	for (i = 0; i < n; i++)
 		if (jobs[i].ctx != f.ctx)
@@ -313,5 +358,6 @@ main(int argc, char **argv)
 	freeaddrinfo(f.ai);
 	free(jobs);
 	free(th);
-	return 0;
+	free(f.lat);
+	return f.loop > 0 && f.ok == 0 ? 1 : 0;
 }
