@@ -3,8 +3,10 @@
 #   make deps        install Debian packages (apt-get, idempotent)
 #   make             libdance.a + CLI tools in build/
 #   make test        unit + integration tests, closing "N passed, N failed"
-#                    (nginx suites against Debian's nginx and nginx 1.31.4
-#                    built from ../shared/upstream: make nginx-upstream)
+#                    (nginx suites against Debian's nginx and nginx 1.31.4,
+#                    hostapd against 2.10, 2.11 and main, the upstream ones
+#                    built from ../shared/upstream: make nginx-upstream,
+#                    make hostapd-upstream)
 #   make test-asan   core tests, and nginx + the module, under ASan+UBSan
 #   make fuzz        libFuzzer targets, FUZZ_SECONDS each
 #   make demo        deps, build, local DNSSEC world, authenticate a device
@@ -41,7 +43,7 @@ INTEGS    = $(INTEG_SRC:t/integration/%.c=$(BUILD)/t/%)
 FUZZ_SRC  = $(wildcard t/fuzz/fuzz_*.c)
 
 .PHONY: all deps test test-unit test-asan fuzz demo install clean check-tests \
-	nginx nginx-upstream freeradius hostapd bench
+	nginx nginx-upstream freeradius hostapd hostapd-upstream bench
 
 all: $(LIB) $(TOOLS) $(TTOOLS)
 
@@ -87,10 +89,11 @@ check-tests: all $(UNITS) $(INTEGS)
 # Every test: unit binaries, integration binaries and t/*.sh scripts
 # (which need the three host integrations built), summarised by
 # t/run.sh in one closing line.
-# (an upstream nginx that does not build is a failed suite in t/run.sh,
-# after the other suites ran)
+# (an upstream nginx or hostap that does not build is a failed suite in
+# t/run.sh, after the other suites ran)
 test: check-tests nginx freeradius hostapd
 	-@$(MAKE) --no-print-directory nginx-upstream
+	-@$(MAKE) --no-print-directory hostapd-upstream
 	@BUILD=$(abspath $(BUILD)) sh t/run.sh
 
 test-unit: check-tests
@@ -138,7 +141,19 @@ freeradius: all
 	fi
 
 hostapd: all
-	@BUILD=$(abspath $(BUILD)) sh hostapd_patch/build.sh
+	@BUILD=$(abspath $(BUILD)) HOSTAP="$(HOSTAP)" sh hostapd_patch/build.sh
+
+# hostap 2.11 and main from $(UPSTREAM) (each into
+# $(BUILD)/hostapd-<version>/, built once); t/run.sh runs t/hostapd.sh
+# against them too (t/versions).
+HOSTAP_UPSTREAM ?= $(wildcard $(UPSTREAM)/hostap-*.tar.gz)
+hostapd-upstream: all
+	@[ -n "$(HOSTAP_UPSTREAM)" ] || echo "hostapd-upstream: no" \
+		"$(UPSTREAM)/hostap-*.tar.gz (set UPSTREAM= or HOSTAP_UPSTREAM=):" \
+		"the hostapd@ runs of make test will fail" >&2
+	@for t in $(abspath $(HOSTAP_UPSTREAM)); do \
+		BUILD=$(abspath $(BUILD)) HOSTAP=$$t sh hostapd_patch/build.sh || exit 1; \
+	done
 
 demo:
 	@$(MAKE) --no-print-directory deps

@@ -12,8 +12,7 @@
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
-HAPD=$BUILD/hostapd/bin/hostapd
-EAPOL=$BUILD/hostapd/bin/eapol_test
+. "$top/t/lib/hostapd.sh"
 HANG=${HANG:-32}
 TMO=6000
 D=$1
@@ -22,7 +21,7 @@ HPID=
 mkdir -p "$D"
 
 cleanup() {
-	[ -n "$HPID" ] && kill "$HPID" 2>/dev/null && wait "$HPID" 2>/dev/null
+	hapd_stop
 	sh "$top/t/world/world.sh" stop "$W" >/dev/null 2>&1
 }
 trap cleanup EXIT
@@ -34,25 +33,12 @@ sh "$top/t/world/world.sh" start "$W" >"$D/world.log" 2>&1 ||
 . "$W/env"
 C=$WORLD_CERTS
 sed 's/^server:/server:\n\toutgoing-range: 4096/' "$WORLD_UNBOUND_CONF" >"$D/unbound-fix.conf"
-printf '*\tTLS\n' >"$D/eap_user"
-printf '127.0.0.1/32\ttesting123\n' >"$D/radius_clients"
 
 # start_hapd PORT UNBOUND_CONF
 start_hapd() {
 	PORT=$1
-	cat >"$D/hostapd.$PORT.conf" <<EOF
-driver=none
-interface=dance-bench$PORT
-logger_stdout=-1
-logger_stdout_level=2
-eap_server=1
-eap_user_file=$D/eap_user
-server_cert=$C/server.crt
-private_key=$C/server.key
-radius_server_clients=$D/radius_clients
-radius_server_auth_port=$PORT
-radius_server_acct_port=0
-tls_flags=[ENABLE-TLSv1.3]
+	hapd_radius_conf "$D/hostapd.$PORT.conf" "$D" "bench$PORT" "$PORT"
+	cat >>"$D/hostapd.$PORT.conf" <<EOF
 dance=1
 dance_trust_anchor_file=$WORLD_TA
 dance_unbound_conf=$2
@@ -64,17 +50,8 @@ dance_allow=.slow.clients.test
 dance_timeout=$TMO
 dance_max_pending=1000
 EOF
-	"$HAPD" "$D/hostapd.$PORT.conf" >"$D/hostapd.$PORT.log" 2>&1 &
-	HPID=$!
-	i=0
-	while ! ss -lun 2>/dev/null | grep -q ":$PORT "; do
-		i=$((i + 1))
-		if [ $i -gt 200 ] || ! kill -0 "$HPID" 2>/dev/null; then
-			cat "$D/hostapd.$PORT.log" >&2
-			return 1
-		fi
-		sleep 0.05
-	done
+	hapd_start "$D/hostapd.$PORT.conf" "$D/hostapd.$PORT.log" "$PORT" \
+		"$HOSTAPD" " " || { cat "$D/hostapd.$PORT.log" >&2; return 1; }
 }
 
 # sconf TAG CERT KEY NAME
@@ -95,7 +72,7 @@ EOF
 # auth TAG: one EAP-TLS authentication, prints "ms rc"
 auth() {
 	a0=$(date +%s%N)
-	"$EAPOL" -c "$D/$1.conf" -a 127.0.0.1 -p "$PORT" -s testing123 -r0 \
+	"$EAPOL_TEST" -c "$D/$1.conf" -a 127.0.0.1 -p "$PORT" -s testing123 -r0 \
 		-t 20 >"$D/$1.$PORT.log" 2>&1
 	rc=$?
 	echo "$((($(date +%s%N) - a0) / 1000000)) $rc"
@@ -140,9 +117,7 @@ variant() {
 		cat "$D"/h"$r".*.res >>"$V.hang"
 	done
 	kill -0 "$HPID" 2>/dev/null && echo yes >"$V.alive" || echo NO >"$V.alive"
-	kill "$HPID" 2>/dev/null
-	wait "$HPID" 2>/dev/null
-	HPID=
+	hapd_stop
 }
 
 variant def 18131 "$WORLD_UNBOUND_CONF" || exit 1

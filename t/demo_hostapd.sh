@@ -13,14 +13,14 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
 export BUILD
-HAPD=$BUILD/hostapd/bin/hostapd
-EAPOL=$BUILD/hostapd/bin/eapol_test
+. "$top/t/lib/hostapd.sh"
 
-if [ -z "${DANCE_DEMO_NETNS:-}" ]; then
-	if [ ! -x "$HAPD" ] || [ ! -x "$EAPOL" ]; then
+if [ -z "${DANCE_HAPD_NETNS:-}" ]; then
+	if [ ! -x "$HOSTAPD" ] || [ ! -x "$EAPOL_TEST" ]; then
 		make -C "$top" BUILD="$BUILD" hostapd || exit 1
 	fi
-	DANCE_DEMO_NETNS=1 exec unshare -n sh "$0" "$@"
+	hapd_netns "$0" "$@"
+	exit 0
 fi
 
 ip link set lo up || exit 1
@@ -29,7 +29,7 @@ HPID=
 KEEP=1
 # The world's servers must be stopped before $T goes (their pids are in it).
 cleanup() {
-	[ -n "$HPID" ] && kill "$HPID" 2>/dev/null && wait "$HPID" 2>/dev/null
+	hapd_stop
 	sh "$top/t/world/world.sh" stop "$T/world" >/dev/null 2>&1
 	[ "$KEEP" = 0 ] && rm -rf "$T"
 }
@@ -41,21 +41,8 @@ sh "$top/t/world/world.sh" start "$T/world" >"$T/world.log" 2>&1 ||
 . "$T/world/env"
 C=$WORLD_CERTS
 
-printf '*\tTLS\n' >"$T/eap_user"
-printf '127.0.0.1/32\ttesting123\n' >"$T/radius_clients"
-cat >"$T/hostapd.conf" <<EOF
-driver=none
-interface=dance-demo
-logger_stdout=-1
-logger_stdout_level=2
-eap_server=1
-eap_user_file=$T/eap_user
-server_cert=$C/server.crt
-private_key=$C/server.key
-radius_server_clients=$T/radius_clients
-radius_server_auth_port=1812
-radius_server_acct_port=0
-tls_flags=[ENABLE-TLSv1.3]
+hapd_radius_conf "$T/hostapd.conf" "$T" demo 1812
+cat >>"$T/hostapd.conf" <<EOF
 dance=1
 dance_allow=*._device.clients.test
 dance_trust_anchor_file=$WORLD_TA
@@ -74,18 +61,12 @@ network={
 }
 EOF
 
-"$HAPD" "$T/hostapd.conf" >"$T/hostapd.log" 2>&1 &
-HPID=$!
-i=0
-while ! ss -lun 2>/dev/null | grep -q ':1812 '; do
-	i=$((i + 1))
-	[ $i -gt 200 ] && { cat "$T/hostapd.log"; exit 1; }
-	sleep 0.05
-done
+hapd_start "$T/hostapd.conf" "$T/hostapd.log" 1812 "$HOSTAPD" " " ||
+	{ cat "$T/hostapd.log"; exit 1; }
 
 echo "== hostapd (RADIUS, dance=1, allow *._device.clients.test)"
 echo "== eapol_test as sensor7._device.clients.test (device CA not trusted)"
-"$EAPOL" -c "$T/device.conf" -a 127.0.0.1 -p 1812 -s testing123 -r0 \
+"$EAPOL_TEST" -c "$T/device.conf" -a 127.0.0.1 -p 1812 -s testing123 -r0 \
 	-t 20 >"$T/eapol.log" 2>&1
 rc=$?
 sleep 0.2
