@@ -148,7 +148,10 @@ ngx_stop
 # nginx under libfaketime with its wall clock stepped back an hour: an
 # answer kept 2 s must still expire after 2 s (monotonic deadlines).
 FT=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
-if [ -f "$FT" ]; then
+if [ -n "${DANCE_SANITIZED:-}" ]; then
+	# ASan's runtime must be the first library: no LD_PRELOAD before it
+	skip "clock: expiry under a wall clock stepped back" "libfaketime cannot preload before ASan"
+elif [ -f "$FT" ]; then
 	echo "+0" >"$T/faketime"
 	cat >"$T/nginx-ft" <<EOF
 #!/bin/sh
