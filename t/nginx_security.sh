@@ -64,6 +64,21 @@ EOF
 "$PHPFPM" -F -y "$T/php/fpm.conf" >"$T/php/stderr.log" 2>&1 &
 T_BG="$T_BG $!"
 
+# the backends' locations: "/" proxied to the plain backend, "/php" to
+# PHP-FPM
+backends() {
+	cat <<EOB
+        location / {
+            proxy_pass http://127.0.0.1:$UP;
+        }
+        location = /php {
+            fastcgi_pass unix:$T/php/fpm.sock;
+            fastcgi_param SCRIPT_FILENAME $T/php/echo.php;
+            fastcgi_param REQUEST_METHOD \$request_method;
+        }
+EOB
+}
+
 {
 	ngx_conf_head 1 info
 	cat <<EOF
@@ -84,16 +99,9 @@ $(ngx_http_head)
         dance_identity_header X-Dance-Client-Id;
         error_page 400 494 497 = @err;
 
-        location / {
-            proxy_pass http://127.0.0.1:$UP;
-        }
+$(backends)
         location @err {
             proxy_pass http://127.0.0.1:$UP;
-        }
-        location = /php {
-            fastcgi_pass unix:$T/php/fpm.sock;
-            fastcgi_param SCRIPT_FILENAME $T/php/echo.php;
-            fastcgi_param REQUEST_METHOD \$request_method;
         }
     }
 
@@ -107,16 +115,9 @@ $(ngx_http_head)
         dance_identity_header X-Dance-Client-Id;
         error_page 400 494 497 /err;
 
-        location / {
-            proxy_pass http://127.0.0.1:$UP;
-        }
+$(backends)
         location = /err {
             proxy_pass http://127.0.0.1:$UP;
-        }
-        location = /php {
-            fastcgi_pass unix:$T/php/fpm.sock;
-            fastcgi_param SCRIPT_FILENAME $T/php/echo.php;
-            fastcgi_param REQUEST_METHOD \$request_method;
         }
     }
 
@@ -141,14 +142,7 @@ $(ngx_http_head)
         dance_allow .clients.test;
         dance_identity_header X-Dance-Client-Id;
 
-        location / {
-            proxy_pass http://127.0.0.1:$UP;
-        }
-        location = /php {
-            fastcgi_pass unix:$T/php/fpm.sock;
-            fastcgi_param SCRIPT_FILENAME $T/php/echo.php;
-            fastcgi_param REQUEST_METHOD \$request_method;
-        }
+$(backends)
     }
 }
 EOF
