@@ -47,6 +47,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#if OPENSSL_VERSION_NUMBER < 0x30000000L
+#error "libdance needs OpenSSL 3.0 or later (SSL_get0_peer_certificate, DANE)"
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
