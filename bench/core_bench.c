@@ -392,7 +392,7 @@ mem_mode(struct bench *b, long n)
 	printf("mem lookups %ld pending %u answered %ld rss_kib_before %ld "
 		"after %ld per_lookup_bytes %.0f healthy %s ms %.1f\n", n,
 		st.pending, got, before, after, (after - before) * 1024.0 / n,
-		dance_dns_status_str(a->status), (t1 - t0) * 1000);
+		dance_dns_status_str(dance_answer_status(a)), (t1 - t0) * 1000);
 	dance_answer_unref(a);
 	return 0;
 }

@@ -302,7 +302,7 @@ ngx_http_dance_cache_get(void *arg, const char *name)
 
     if (a != NULL) {
         /* the rest of the TTL, for the worker's own cache */
-        a->ttl = (uint32_t) ((cn->expire - now) / 1000);
+        dance_answer_set_ttl(a, (uint32_t) ((cn->expire - now) / 1000));
     }
 
 done:
@@ -317,7 +317,7 @@ done:
 }
 
 
-/* the core's resolver: a fresh answer, to be kept a->ttl seconds */
+/* the core's resolver: a fresh answer, to be kept for its TTL */
 
 static void
 ngx_http_dance_cache_put(void *arg, const struct dance_answer *a)
@@ -333,14 +333,14 @@ ngx_http_dance_cache_put(void *arg, const struct dance_answer *a)
     ngx_http_dance_cache_node_t  *cn;
 
     len = dance_answer_serialize_size(a);
-    nlen = ngx_strlen(a->name);
+    nlen = ngx_strlen(dance_answer_name(a));
     size = offsetof(ngx_http_dance_cache_node_t, data) + nlen + len;
 
     if (len == 0 || size > cache->shm_zone->shm.size / 8) {
         ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                       "dance: TLSA answer for \"%s\" (%uz octets) "
                       "too large for DANCE cache \"%V\", not shared",
-                      a->name, size, &cache->shm_zone->shm.name);
+                      dance_answer_name(a), size, &cache->shm_zone->shm.name);
         return;
     }
 
@@ -354,7 +354,7 @@ ngx_http_dance_cache_put(void *arg, const struct dance_answer *a)
         return;
     }
 
-    key.data = (u_char *) a->name;
+    key.data = (u_char *) dance_answer_name(a);
     key.len = nlen;
     hash = ngx_crc32_short(key.data, key.len);
     cn = NULL;
@@ -388,14 +388,14 @@ ngx_http_dance_cache_put(void *arg, const struct dance_answer *a)
     }
 
     if (cn != NULL) {
-        ngx_memcpy(cn->data, a->name, nlen);
+        ngx_memcpy(cn->data, dance_answer_name(a), nlen);
         ngx_memcpy(cn->data + nlen, buf, len);
 
         cn->node.node.key = hash;
         cn->node.str.data = cn->data;
         cn->node.str.len = nlen;
         cn->len = len;
-        cn->expire = ngx_http_dance_cache_now() + (uint64_t) a->ttl * 1000;
+        cn->expire = ngx_http_dance_cache_now() + (uint64_t) dance_answer_ttl(a) * 1000;
 
         ngx_rbtree_insert(&cache->sh->rbtree, &cn->node.node);
         ngx_queue_insert_head(&cache->sh->queue, &cn->queue);
@@ -409,8 +409,8 @@ done:
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "dance: shared cache %s \"%s\" %s ttl:%uD",
-                   cn ? "stored" : "could not store", a->name,
-                   dance_dns_status_str(a->status), a->ttl);
+                   cn ? "stored" : "could not store", dance_answer_name(a),
+                   dance_dns_status_str(dance_answer_status(a)), dance_answer_ttl(a));
 }
 
 

@@ -280,28 +280,13 @@ enum dance_dns_status {
 const char *dance_dns_status_str(enum dance_dns_status s);
 
 /*
- * An immutable, reference-counted lookup answer (hosts: use the
- * accessors below; the definition moves private once every host is
- * ported).  Only status
- * DANCE_DNS_SECURE with n > 0 can authenticate.  A validated TLSA RRset
- * in which no record parses is reported as DANCE_DNS_NODATA ("no usable
- * TLSA records"); a SECURE answer whose set had some malformed records
- * says so in why.
+ * An immutable, reference-counted lookup answer, read with the
+ * accessors below.  Only status DANCE_DNS_SECURE with records can
+ * authenticate.  A validated TLSA RRset in which no record parses is
+ * reported as DANCE_DNS_NODATA ("no usable TLSA records"); a SECURE
+ * answer whose set had some malformed records says so in why.
  */
-struct dance_answer {
-	enum dance_dns_status status;
-	char name[DANCE_NAME_MAX + 1];
-	char why[256];		/* reason for non-secure outcomes */
-	uint32_t ttl;		/* seconds this answer may be cached (as
-				 * computed when it was made; cached copies
-				 * keep it) */
-	size_t n;
-	struct dance_tlsa *rr;	/* n records */
-	int from_cache;		/* 1: served from the resolver cache (the
-				 * cache keeps its own immutable copy with
-				 * this set); 0: fresh from a query */
-	int refs;		/* atomic; answers may cross threads */
-};
+struct dance_answer;
 
 void dance_answer_ref(struct dance_answer *a);
 void dance_answer_unref(struct dance_answer *a);
@@ -318,6 +303,11 @@ const struct dance_tlsa *dance_answer_record(const struct dance_answer *a,
 	size_t i);
 /* 1: served from the resolver cache, 0: fresh from a query. */
 int dance_answer_from_cache(const struct dance_answer *a);
+/* The seconds an answer may still be kept, for a host that stored it
+ * (a second cache tier hands it back with the time left).  Only on an
+ * answer nobody else holds yet, e.g. fresh from
+ * dance_answer_deserialize(): answers are immutable once shared. */
+void dance_answer_set_ttl(struct dance_answer *a, uint32_t ttl);
 
 /*
  * A new answer with one reference; rr (n records) and their data are
@@ -675,20 +665,9 @@ enum dance_conn_state {
 	DANCE_CONN_FAILED	/* not authenticated, reason set */
 };
 
-/*
- * Hosts: use the accessors below (dance_conn_state() ...); this
- * definition moves private once every host is ported.  Read-only.
- */
-struct dance_conn {
-	enum dance_conn_state state;
-	char name[DANCE_NAME_MAX + 1];
-	char reason[256];
-	int usage;		/* matched usage, -1 */
-	struct dance_answer *answer;	/* when answered */
-	struct dance_lookup *lookup;	/* when pending */
-	struct dance_tls_server *srv;
-	void *host_data;	/* free for the host */
-};
+/* Per-connection DANCE state, kept in the SSL's ex_data; read with
+ * the accessors (dance_conn_state() ...). */
+struct dance_conn;
 
 /* Host hook: lookup for this connection finished (state ANSWERED).
  * Called only when the answer arrives after the call that started the

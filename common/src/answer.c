@@ -324,3 +324,9 @@ dance_answer_from_cache(const struct dance_answer *a)
 {
 	return a->from_cache;
 }
+
+void
+dance_answer_set_ttl(struct dance_answer *a, uint32_t ttl)
+{
+	a->ttl = ttl;
+}

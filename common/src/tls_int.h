@@ -11,6 +11,19 @@
 
 #include "dance_int.h"
 
+/* The connection state behind the accessors of dance.h (the "pub" part
+ * of struct conn_priv). */
+struct dance_conn {
+	enum dance_conn_state state;
+	char name[DANCE_NAME_MAX + 1];
+	char reason[256];
+	int usage;		/* matched usage, -1 */
+	struct dance_answer *answer;	/* when answered */
+	struct dance_lookup *lookup;	/* when pending */
+	struct dance_tls_server *srv;
+	void *host_data;	/* free for the host */
+};
+
 /* dane_clientid is defined for CR and CT of TLS 1.3 only. */
 #define DANCE_EXT_CONTEXT (SSL_EXT_TLS1_3_CERTIFICATE_REQUEST | \
 	SSL_EXT_TLS1_3_CERTIFICATE | SSL_EXT_TLS_IMPLEMENTATION_ONLY | \

@@ -143,14 +143,16 @@ print_answer(const struct dance_answer *a)
 	char buf[200];
 	size_t i;
 
-	printf("dns: %s", dance_dns_status_str(a->status));
-	if (a->why[0] != '\0')
-		printf(" (%s)", a->why);
-	printf(", ttl %u, %zu record%s%s\n", (unsigned)a->ttl, a->n,
-		a->n == 1 ? "" : "s", a->from_cache ? ", from cache" : "");
-	for (i = 0; i < a->n; i++)
-		printf("  %s. IN TLSA %s\n", a->name,
-			tool_tlsa_str(&a->rr[i], buf, sizeof(buf)));
+	printf("dns: %s", dance_dns_status_str(dance_answer_status(a)));
+	if (dance_answer_why(a)[0] != '\0')
+		printf(" (%s)", dance_answer_why(a));
+	printf(", ttl %u, %zu record%s%s\n", (unsigned)dance_answer_ttl(a),
+		dance_answer_count(a), dance_answer_count(a) == 1 ? "" : "s",
+		dance_answer_from_cache(a) ? ", from cache" : "");
+	for (i = 0; i < dance_answer_count(a); i++)
+		printf("  %s. IN TLSA %s\n", dance_answer_name(a),
+			tool_tlsa_str(dance_answer_record(a, i), buf,
+			sizeof(buf)));
 }
 
 struct check {

@@ -1477,18 +1477,21 @@ visible(struct idm *m, int check_resolver)
 	a = dance_resolve_wait(m->resolver, m->c.probe_name);
 	if (a == NULL)
 		return -1;
-	for (k = 0; k < a->n && k < SET_MAX; k++)
+	for (k = 0; k < dance_answer_count(a) && k < SET_MAX; k++)
 		snprintf(got[k], RDATA_MAX, "%s",
-			tool_tlsa_str(&a->rr[k], rd, sizeof(rd)));
-	if (m->s.n_set > 0 && a->status != DANCE_DNS_SECURE) {
+			tool_tlsa_str(dance_answer_record(a, k), rd,
+			sizeof(rd)));
+	if (m->s.n_set > 0 && dance_answer_status(a) != DANCE_DNS_SECURE) {
 		notyet(m, "not yet through the validating resolver: %s%s%s",
-			dance_dns_status_str(a->status), a->why[0] ? ": " : "",
-			a->why);
+			dance_dns_status_str(dance_answer_status(a)),
+			dance_answer_why(a)[0] ? ": " : "", dance_answer_why(a));
 		ok = 0;
-	} else if (!set_equal(got, a->status == DANCE_DNS_SECURE ? k : 0,
+	} else if (!set_equal(got,
+	    dance_answer_status(a) == DANCE_DNS_SECURE ? k : 0,
 	    m->s.set, m->s.n_set)) {
 		notyet(m, "not yet through the validating resolver: %zu records, "
-			"want %zu", a->status == DANCE_DNS_SECURE ? a->n : 0,
+			"want %zu", dance_answer_status(a) == DANCE_DNS_SECURE ?
+			dance_answer_count(a) : 0,
 			m->s.n_set);
 		ok = 0;
 	}
@@ -1561,8 +1564,9 @@ probe(struct idm *m, unsigned id)
 	if (rc != DANCE_OK || !res.ok)
 		say("probe: %s with key %u is NOT authenticated: %s",
 			m->c.probe_name, id, a == NULL ? "no answer" :
-			a->status != DANCE_DNS_SECURE ?
-			dance_dns_status_str(a->status) : res.reason);
+			dance_answer_status(a) != DANCE_DNS_SECURE ?
+			dance_dns_status_str(dance_answer_status(a)) :
+			res.reason);
 	if (a != NULL)
 		dance_answer_unref(a);
 	dance_matcher_free(mt);

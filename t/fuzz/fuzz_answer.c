@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dance.h"
+#include "dance_int.h"	/* the answer internals */
 
 #define CHECK(x) do { if (!(x)) abort(); } while (0)
 

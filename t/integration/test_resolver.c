@@ -36,6 +36,7 @@
 #include <openssl/x509.h>
 
 #include "dance.h"
+#include "dance_int.h"	/* white-box: the answer internals */
 
 /* ------------------------------------------------------------------ */
 /* World                                                               */

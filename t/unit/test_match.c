@@ -23,6 +23,7 @@
 #include <openssl/x509v3.h>
 
 #include "dance.h"
+#include "tls_int.h"	/* white-box: the connection and answer internals */
 
 #define EXT DANCE_EXT_TYPE_DEFAULT
 #define DAY (24L * 3600L)
