@@ -62,9 +62,7 @@ ip link set lo up || exit 1
 
 T=$(mktemp -d /tmp/dance-hostapd.XXXXXX)
 W=$T/world
-n=0
-pass=0
-fail=0
+. "$top/t/lib/tap.sh"
 HPID=
 
 KEEP=1
@@ -79,25 +77,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-ok() {
-	n=$((n + 1))
-	pass=$((pass + 1))
-	echo "ok $n - $1"
-}
-
+# a failed check, with the tails of the logs it names
 not_ok() {
-	n=$((n + 1))
-	fail=$((fail + 1))
-	echo "not ok $n - $1"
+	_d=$1
 	shift
-	for f in "$@"; do
-		[ -f "$f" ] && sed 's/^/#   /' "$f" | tail -n 15
-	done
+	ok 1 "$_d" "$(for f in "$@"; do [ -f "$f" ] && tail -n 15 "$f"; done)"
 }
 
 finish() {
-	echo "$pass passed, $fail failed"
-	[ "$fail" -eq 0 ]
+	done_testing
 	exit
 }
 
@@ -165,10 +153,10 @@ expect_auth() {
 	rc=$?
 	if [ "$want" = success ] && [ $rc -eq 0 ] &&
 	    grep -q '^SUCCESS' "$ELOG"; then
-		ok "$desc"
+		ok 0 "$desc"
 	elif [ "$want" = failure ] && [ $rc -ne 0 ] &&
 	    grep -q 'EAP-Failure\|CTRL-EVENT-EAP-FAILURE\|FAILURE' "$ELOG"; then
-		ok "$desc"
+		ok 0 "$desc"
 	else
 		not_ok "$desc (eapol_test rc=$rc, wanted $want)" "$ELOG" "$HLOG"
 	fi
@@ -177,7 +165,7 @@ expect_auth() {
 # expect_log PATTERN DESCRIPTION: hostapd logged PATTERN
 expect_log() {
 	if grep -a -q -- "$1" "$HLOG"; then
-		ok "$2"
+		ok 0 "$2"
 	else
 		not_ok "$2 (no '$1' in the hostapd log)" "$HLOG"
 	fi
@@ -231,14 +219,14 @@ if ! start_dance a 18121 "dance_timeout=2000"; then
 	not_ok "hostapd with dance=1 starts" "$T/a.hostapd.log"
 	finish
 fi
-ok "hostapd with dance=1 starts (RADIUS server in a private netns)"
+ok 0 "hostapd with dance=1 starts (RADIUS server in a private netns)"
 
 expect_auth success "DANE-EE 3 1 1, self-signed, TLS 1.3" \
 	a-ee311 "$C/ee311.crt" "$C/ee311.key" ee311.clients.test
 expect_log "DANCE: client 'ee311.clients.test' (ext) authenticated by TLSA usage 3" \
 	"hostapd logs the authenticated name and usage"
 grep -q "Using TLS version TLSv1.3\|TLSv1.3" "$ELOG" &&
-	ok "the exchange used TLS 1.3" ||
+	ok 0 "the exchange used TLS 1.3" ||
 	not_ok "the exchange used TLS 1.3" "$ELOG"
 expect_auth success "DANE-EE 3 1 2" \
 	a-ee312 "$C/ee312.crt" "$C/ee312.key" ee312.clients.test
@@ -267,7 +255,7 @@ expect_auth success "cached TLSA answer (decided inside the handshake)" \
 	a-ee311b "$C/ee311.crt" "$C/ee311.key" ee311.clients.test
 q2=$(queries ee311.clients.test)
 [ "$q1" = 1 ] && [ "$q2" = 1 ] &&
-	ok "TTL cache: one TLSA query for two authentications" ||
+	ok 0 "TTL cache: one TLSA query for two authentications" ||
 	not_ok "TTL cache: one TLSA query for two authentications (got $q1, $q2)"
 expect_auth failure "wrong key against a cached TLSA answer fails" \
 	a-other-cached "$C/other.crt" "$C/other.key" ee311.clients.test
@@ -291,13 +279,13 @@ t1=$(date +%s%3N)
 expect_log "DANCE: client 'x.slow.clients.test' (ext) rejected" \
 	"timeout failure is logged"
 [ $((t1 - t0)) -lt 15000 ] &&
-	ok "timed-out session ends cleanly ($((t1 - t0)) ms, dance_timeout=2000)" ||
+	ok 0 "timed-out session ends cleanly ($((t1 - t0)) ms, dance_timeout=2000)" ||
 	not_ok "timed-out session ends cleanly ($((t1 - t0)) ms)"
 
 expect_auth failure "name outside the allow-list fails" \
 	a-denied "$C/ee311.crt" "$C/ee311.key" denied.clients.test
 qd=$(queries denied.clients.test)
-[ "$qd" = 0 ] && ok "disallowed name caused zero DNS queries" ||
+[ "$qd" = 0 ] && ok 0 "disallowed name caused zero DNS queries" ||
 	not_ok "disallowed name caused zero DNS queries (got $qd)"
 expect_log "DANCE: client 'denied.clients.test' (ext) rejected" \
 	"disallowed name is logged"
@@ -312,7 +300,7 @@ stop_hostapd
 if start_dance b 18122 "dance_name_source=ext,san"; then
 	expect_auth success "TLS 1.2 with the SAN fallback (DANE-TA)" \
 		b-tls12 "$C/sensor7.chain.pem" "$C/sensor7.key" sensor7._device.clients.test 12
-	grep -q "TLSv1.2" "$ELOG" && ok "the fallback exchange used TLS 1.2" ||
+	grep -q "TLSv1.2" "$ELOG" && ok 0 "the fallback exchange used TLS 1.2" ||
 		not_ok "the fallback exchange used TLS 1.2" "$ELOG"
 	expect_log "DANCE: client 'sensor7._device.clients.test' (san) authenticated" \
 		"the name came from the SAN"
@@ -339,15 +327,15 @@ if start_dance c 18123 "dance_timeout=6000"; then
 	src=$(cat "$T/c-slow.rc")
 	s1=$(cat "$T/c-slow.end")
 	[ "$frc" -eq 0 ] &&
-		ok "second client completes while the first waits ($((f1 - s0)) ms)" ||
+		ok 0 "second client completes while the first waits ($((f1 - s0)) ms)" ||
 		not_ok "second client completes while the first waits" "$T/c-fast.eapol.log" "$HLOG"
 	[ "$f1" -lt "$s1" ] &&
-		ok "it finished before the first one's timeout ($((f1 - s0)) < $((s1 - s0)) ms)" ||
+		ok 0 "it finished before the first one's timeout ($((f1 - s0)) < $((s1 - s0)) ms)" ||
 		not_ok "it finished before the first one's timeout ($((f1 - s0)) vs $((s1 - s0)) ms)"
-	[ "$src" -ne 0 ] && ok "the waiting client fails after the timeout" ||
+	[ "$src" -ne 0 ] && ok 0 "the waiting client fails after the timeout" ||
 		not_ok "the waiting client fails after the timeout" "$T/c-slow.eapol.log"
 	grep -a -q "METHOD_PENDING\|pending processing" "$HLOG" &&
-		ok "EAP-TLS went pending during the lookup" ||
+		ok 0 "EAP-TLS went pending during the lookup" ||
 		not_ok "EAP-TLS went pending during the lookup" "$HLOG"
 	# a client that gives up while its lookup is pending
 	eapol c-giveup "$C/ee311.crt" "$C/ee311.key" z.slow.clients.test 13 2
@@ -356,7 +344,7 @@ if start_dance c 18123 "dance_timeout=6000"; then
 	wait_log "DANCE: client 'z.slow.clients.test' (ext) rejected: .*timeout" 150
 	expect_log "DANCE: client 'z.slow.clients.test' (ext) rejected: .*timeout" \
 		"the abandoned session's lookup timed out cleanly"
-	kill -0 "$HPID" 2>/dev/null && ok "hostapd is still running" ||
+	kill -0 "$HPID" 2>/dev/null && ok 0 "hostapd is still running" ||
 		not_ok "hostapd is still running" "$HLOG"
 else
 	not_ok "hostapd for the concurrency test starts" "$T/c.hostapd.log"
@@ -374,11 +362,11 @@ dance_timeout=3000"; then
 	wait $lpid
 	r1=$(cat "$T/f-late1.rc")
 	[ "$r1" -eq 0 ] && [ "$r2" -eq 0 ] &&
-		ok "two concurrent clients behind a late (800 ms) server succeed" ||
+		ok 0 "two concurrent clients behind a late (800 ms) server succeed" ||
 		not_ok "two concurrent clients behind a late server succeed ($r1, $r2)" \
 			"$T/f-late1.eapol.log" "$HLOG"
 	ql=$(queries dev.late.clients.test)
-	[ "$ql" = 1 ] && ok "they cost one TLSA query" ||
+	[ "$ql" = 1 ] && ok 0 "they cost one TLSA query" ||
 		not_ok "they cost one TLSA query (got $ql)"
 	( eapol f-slow "$C/ee311.crt" "$C/ee311.key" w.slow.clients.test ) &
 	spid=$!
@@ -388,12 +376,12 @@ dance_timeout=3000"; then
 		f-over "$C/ee312.crt" "$C/ee312.key" ee312.clients.test
 	o1=$(date +%s%3N)
 	[ $((o1 - o0)) -lt 2500 ] &&
-		ok "it fails at once instead of queueing ($((o1 - o0)) ms)" ||
+		ok 0 "it fails at once instead of queueing ($((o1 - o0)) ms)" ||
 		not_ok "it fails at once instead of queueing ($((o1 - o0)) ms)"
 	expect_log "DANCE: client 'ee312.clients.test' (ext) rejected: overload" \
 		"overload is logged"
 	wait $spid
-	kill -0 "$HPID" 2>/dev/null && ok "hostapd survived all of it" ||
+	kill -0 "$HPID" 2>/dev/null && ok 0 "hostapd survived all of it" ||
 		not_ok "hostapd survived all of it" "$HLOG"
 else
 	not_ok "hostapd with dance_max_pending=1 starts" "$T/f.hostapd.log"
@@ -417,18 +405,18 @@ resumed() {
 	nsucc=$(grep -a -c "^EAP: Received EAP-Success\|CTRL-EVENT-EAP-SUCCESS" \
 		"$ELOG")
 	[ $rc -eq 0 ] && [ "$nsucc" -ge 2 ] &&
-		ok "TLS 1.${ver#1}: full handshake and resumption both succeed" ||
+		ok 0 "TLS 1.${ver#1}: full handshake and resumption both succeed" ||
 		not_ok "TLS 1.${ver#1}: full handshake and resumption both succeed (rc=$rc, $nsucc successes)" \
 			"$ELOG" "$HLOG"
 	[ "$nfull" = 1 ] && [ "$nres" = 1 ] && [ "$nacc" = 1 ] &&
-		ok "TLS 1.${ver#1}: hostapd logs one full handshake, then a resumption" ||
+		ok 0 "TLS 1.${ver#1}: hostapd logs one full handshake, then a resumption" ||
 		not_ok "TLS 1.${ver#1}: hostapd logs one full handshake, then a resumption ($nfull, $nres, $nacc)" "$HLOG"
 	grep -a -q "Using TLS version TLSv1.${ver#1}" "$ELOG" &&
-		ok "TLS 1.${ver#1}: the exchange used TLS 1.${ver#1}" ||
+		ok 0 "TLS 1.${ver#1}: the exchange used TLS 1.${ver#1}" ||
 		not_ok "TLS 1.${ver#1}: the exchange used TLS 1.${ver#1}" "$ELOG"
 	nd=$(grep -a -c "DANCE: client '$rname' ([a-z]*) authenticated" "$HLOG")
 	[ "$nd" = 1 ] &&
-		ok "TLS 1.${ver#1}: DANCE decided once, on the full handshake" ||
+		ok 0 "TLS 1.${ver#1}: DANCE decided once, on the full handshake" ||
 		not_ok "TLS 1.${ver#1}: DANCE decided once, on the full handshake ($nd)" "$HLOG"
 }
 if start_dance r13 18127 "tls_session_lifetime=3600"; then
@@ -511,15 +499,15 @@ if ip link add dance-ap type veth peer name dance-sta &&
 	if hapd_start "$wconf" "$HLOG" AP-ENABLED; then
 		r=$(wired_auth w-ee311 "$C/ee311.crt" "$C/ee311.key" ee311.clients.test)
 		[ "$r" = SUCCESS ] &&
-			ok "AP role (wired 802.1X): DANE-EE station authenticated" ||
+			ok 0 "AP role (wired 802.1X): DANE-EE station authenticated" ||
 			not_ok "AP role (wired 802.1X): DANE-EE station authenticated ($r)" \
 				"$SLOG" "$HLOG"
 		grep -a -q "pending processing" "$HLOG" &&
-			ok "AP role: the station's EAP-TLS went pending on the lookup" ||
+			ok 0 "AP role: the station's EAP-TLS went pending on the lookup" ||
 			not_ok "AP role: the station's EAP-TLS went pending on the lookup" "$HLOG"
 		r=$(wired_auth w-nx "$C/ee311.crt" "$C/ee311.key" nx.clients.test)
 		[ "$r" = FAILURE ] &&
-			ok "AP role: station without TLSA (NXDOMAIN) rejected" ||
+			ok 0 "AP role: station without TLSA (NXDOMAIN) rejected" ||
 			not_ok "AP role: station without TLSA (NXDOMAIN) rejected ($r)" \
 				"$SLOG" "$HLOG"
 		expect_log "DANCE: client 'nx.clients.test' (ext) rejected" \
@@ -534,7 +522,7 @@ fi
 
 # --- S: no dance keys: stock behaviour ------------------------------------
 if start_hostapd s 18124 "ca_cert=$C/devca.crt"; then
-	ok "hostapd without dance keys starts"
+	ok 0 "hostapd without dance keys starts"
 	expect_auth success "stock: CA-issued cert, trusted CA, TLS 1.3" \
 		s-ca "$C/sensor7.chain.pem" "$C/sensor7.key" -
 	expect_auth success "stock: a client sending dane_client_id is unaffected" \
@@ -548,7 +536,7 @@ if start_hostapd s 18124 "ca_cert=$C/devca.crt"; then
 	if grep -a -q "DANCE: \|DANCE -" "$HLOG"; then
 		not_ok "stock: no DANCE activity in the log" "$HLOG"
 	else
-		ok "stock: no DANCE activity in the log"
+		ok 0 "stock: no DANCE activity in the log"
 	fi
 else
 	not_ok "hostapd without dance keys starts" "$T/s.hostapd.log"
@@ -630,7 +618,7 @@ cmp_run() {
 			not_ok "$var hostapd, $srv config: nothing DANCE-related logged" \
 				"$T/$gname.noise"
 		else
-			ok "$var hostapd, $srv config: nothing DANCE-related logged"
+			ok 0 "$var hostapd, $srv config: nothing DANCE-related logged"
 		fi
 		gport=$((gport + 1))
 	done
@@ -640,7 +628,7 @@ cmp_run() {
 if grep -a -q 'dance_trust_anchor_file\|DANCE: ' "$STOCK"; then
 	not_ok "the stock hostapd binary has no DANCE code in it"
 else
-	ok "the stock hostapd binary has no DANCE code in it"
+	ok 0 "the stock hostapd binary has no DANCE code in it"
 fi
 cmp_run stock "$STOCK" 18130
 cmp_run patched "$HAPD" 18130
@@ -649,7 +637,7 @@ while IFS='|' read -r srv c want _; do
 	po=$(sed -n "s|^$srv/$c ||p" "$T/g-patched.res")
 	if [ -n "$so" ] && [ "$so" = "$po" ] &&
 	    [ "$(echo "$so" | cut -d' ' -f2)" = "$want" ]; then
-		ok "stock = patched, $srv/$c: $so"
+		ok 0 "stock = patched, $srv/$c: $so"
 	else
 		not_ok "stock = patched, $srv/$c: wanted $want, stock '$so', patched '$po'" \
 			"$T/g-stock-$srv-$c.eapol.log" "$T/g-patched-$srv-$c.eapol.log"
@@ -658,7 +646,7 @@ done <"$T/g.cases"
 # the TLS version setting is honoured the same way by both
 if grep -q '^ca/trusted13 rc=0 SUCCESS TLSv1.3$' "$T/g-stock.res" &&
     grep -q '^no13/trusted13 rc=0 SUCCESS TLSv1.2$' "$T/g-stock.res"; then
-	ok "TLS 1.3 with tls_flags=[ENABLE-TLSv1.3], 1.2 with [DISABLE-TLSv1.3]"
+	ok 0 "TLS 1.3 with tls_flags=[ENABLE-TLSv1.3], 1.2 with [DISABLE-TLSv1.3]"
 else
 	not_ok "TLS 1.3 with tls_flags=[ENABLE-TLSv1.3], 1.2 with [DISABLE-TLSv1.3]" \
 		"$T/g-stock.res"
@@ -686,7 +674,7 @@ refused() {
 	timeout 5 "$HAPD" "$1" >"$1.log" 2>&1
 	rc=$?
 	if [ $rc -ne 0 ] && [ $rc -ne 124 ]; then
-		ok "$2"
+		ok 0 "$2"
 	else
 		not_ok "$2 (rc=$rc)" "$1.log"
 	fi
@@ -695,7 +683,7 @@ refused "$T/e1.conf" "dance=1 without an allow-list is refused"
 # refused_log CONF PATTERN DESCRIPTION: refused, with PATTERN in its log
 refused_log() {
 	refused "$1" "$3"
-	grep -a -q -- "$2" "$1.log" && ok "$3: the log says why" ||
+	grep -a -q -- "$2" "$1.log" && ok 0 "$3: the log says why" ||
 		not_ok "$3: the log says why (no '$2')" "$1.log"
 }
 # accepted CONF PATTERN DESCRIPTION: hostapd runs (until the timeout)
@@ -704,7 +692,7 @@ accepted() {
 	timeout 3 "$HAPD" -d "$1" >"$1.log" 2>&1
 	rc=$?
 	if [ $rc -eq 124 ] && grep -a -q -- "$2" "$1.log"; then
-		ok "$3"
+		ok 0 "$3"
 	else
 		not_ok "$3 (rc=$rc, wanted a running hostapd logging '$2')" "$1.log"
 	fi
@@ -745,7 +733,7 @@ refused_log "$T/e4-600.conf" "allow-600:1: line longer than 511 octets" \
 	"dance_allow_file: a 600-octet line is refused"
 
 # DANCE_KEEP=1 keeps the logs and configs
-if [ "$fail" -eq 0 ] && [ -z "${DANCE_KEEP:-}" ]; then
+if [ "$T_FAIL" -eq 0 ] && [ -z "${DANCE_KEEP:-}" ]; then
 	KEEP=0
 else
 	echo "# logs in $T"
