@@ -217,7 +217,7 @@ idm_nginx() {
 	{
 		ngx_conf_head 1 info
 		echo "http {"
-		ngx_http_head | sed "s|$WORLD_UNBOUND_CONF|$T/unbound.conf|"
+		ngx_http_head unbound_conf="$T/unbound.conf"
 		cat <<EOF
     server {
         listen 127.0.0.1:$NP ssl;
