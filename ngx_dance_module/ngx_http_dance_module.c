@@ -647,6 +647,7 @@ ngx_http_dance_init(ngx_conf_t *cf)
     char                        **p;
     ngx_uint_t                    s;
     ngx_http_handler_pt          *h;
+    ngx_http_ssl_srv_conf_t      *sscf;
     ngx_http_core_srv_conf_t    **cscfp;
     ngx_http_core_main_conf_t    *cmcf;
     ngx_http_dance_srv_conf_t    *dscf;
@@ -707,6 +708,22 @@ ngx_http_dance_init(ngx_conf_t *cf)
 
     if (dmcf->servers.nelts == 0) {
         return NGX_OK;
+    }
+
+    /* tickets of other servers never resume into a DANCE server */
+
+    for (s = 0; s < cmcf->servers.nelts; s++) {
+        sscf = cscfp[s]->ctx->srv_conf[ngx_http_ssl_module.ctx_index];
+
+        if (sscf && sscf->ssl.ctx
+            && SSL_CTX_set_session_ticket_cb(sscf->ssl.ctx, NULL,
+                                             ngx_http_dance_ticket, NULL)
+               != 1)
+        {
+            ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                          "SSL_CTX_set_session_ticket_cb() failed");
+            return NGX_ERROR;
+        }
     }
 
     /* the resolver configuration, checked by creating one here */

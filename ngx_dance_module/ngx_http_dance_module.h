@@ -134,6 +134,9 @@ ngx_http_dance_conn_t *ngx_http_dance_conn(SSL *ssl,
     ngx_http_dance_srv_conf_t *dscf);
 enum dance_status ngx_http_dance_decide(ngx_http_dance_srv_conf_t *dscf,
     SSL *ssl, ngx_http_dance_conn_t **hcp);
+SSL_TICKET_RETURN ngx_http_dance_ticket(SSL *ssl, SSL_SESSION *sess,
+    const unsigned char *keyname, size_t keyname_len,
+    SSL_TICKET_STATUS status, void *arg);
 ngx_int_t ngx_http_dance_check_worker(ngx_conf_t *cf,
     ngx_http_dance_main_conf_t *dmcf);
 ngx_int_t ngx_http_dance_init_process(ngx_cycle_t *cycle);

@@ -24,6 +24,7 @@ static void ngx_http_dance_on_answer(SSL *ssl, struct dance_conn *dc,
     void *arg);
 static void ngx_http_dance_on_refuse(SSL *ssl, struct dance_conn *dc,
     void *arg);
+static ngx_uint_t ngx_http_dance_sni_dance(SSL *ssl);
 static void ngx_http_dance_resolver_handler(ngx_event_t *rev);
 static void ngx_http_dance_timer_handler(ngx_event_t *ev);
 static void ngx_http_dance_timer_update(ngx_http_dance_main_conf_t *dmcf);
@@ -367,6 +368,109 @@ ngx_http_dance_info_callback(const SSL *ssl, int where, int ret)
         ERR_clear_error();
         ERR_raise(ERR_LIB_SSL, SSL_R_CALLBACK_FAILED);
     }
+}
+
+
+/*
+ * A resumed session carries no certificate, so a DANCE server issues no
+ * tickets; but a ticket from another server of the same listener (the
+ * default server, with DANCE off) is decrypted, and the resumption
+ * decided, with that server's SSL_CTX, before nginx 1.22's SNI callback
+ * switches to the DANCE server.  This ticket callback, on every server's
+ * SSL_CTX, ignores a ticket (full handshake) whenever the name the
+ * client sent selects a DANCE server, or the switch already happened
+ * (nginx >= 1.25 selects the server from its ClientHello callback).
+ * Regular-expression server names are not looked up: a name that no
+ * exact or wildcard name matches resumes only on a listener without
+ * regex names.
+ */
+
+SSL_TICKET_RETURN
+ngx_http_dance_ticket(SSL *ssl, SSL_SESSION *sess,
+    const unsigned char *keyname, size_t keyname_len,
+    SSL_TICKET_STATUS status, void *arg)
+{
+    switch (status) {
+
+    case SSL_TICKET_SUCCESS:
+    case SSL_TICKET_SUCCESS_RENEW:
+
+        if (ngx_http_dance_sni_dance(ssl)) {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                           "dance: ticket ignored, the name selects a "
+                           "DANCE server: full handshake");
+            return SSL_TICKET_RETURN_IGNORE;
+        }
+
+        return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE
+                                            : SSL_TICKET_RETURN_USE_RENEW;
+
+    case SSL_TICKET_EMPTY:
+    case SSL_TICKET_NO_DECRYPT:
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+
+    default:
+        return SSL_TICKET_RETURN_ABORT;
+    }
+}
+
+
+/* does the server name in the ClientHello select a DANCE server? */
+
+static ngx_uint_t
+ngx_http_dance_sni_dance(SSL *ssl)
+{
+    u_char                      *p, name[256];
+    size_t                       len, i;
+    ngx_connection_t            *c;
+    ngx_http_connection_t       *hc;
+    ngx_http_virtual_names_t    *vn;
+    ngx_http_core_srv_conf_t    *cscf;
+    ngx_http_dance_srv_conf_t   *dscf;
+
+    if (SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ngx_http_dance_ctx_index)) {
+        return 1;
+    }
+
+    c = ngx_ssl_get_connection(ssl);
+    if (c == NULL || c->data == NULL) {
+        return 1;
+    }
+
+    hc = c->data;
+    vn = hc->addr_conf->virtual_names;
+    cscf = hc->addr_conf->default_server;
+
+    /* server_name extension: list length, type, name length, name */
+
+    if (vn
+        && SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name,
+                                     (const unsigned char **) &p, &len)
+        && len > 5 && len - 5 < sizeof(name)
+        && p[2] == TLSEXT_NAMETYPE_host_name
+        && (size_t) ((p[3] << 8) + p[4]) == len - 5)
+    {
+        len -= 5;
+
+        for (i = 0; i < len; i++) {
+            name[i] = ngx_tolower(p[5 + i]);
+        }
+
+        cscf = ngx_hash_find_combined(&vn->names, ngx_hash_key(name, len),
+                                      name, len);
+
+        if (cscf == NULL) {
+            if (vn->nregex) {
+                return 1;
+            }
+
+            cscf = hc->addr_conf->default_server;
+        }
+    }
+
+    dscf = cscf->ctx->srv_conf[ngx_http_dance_module.ctx_index];
+
+    return dscf->mode != NGX_HTTP_DANCE_OFF;
 }
 
 

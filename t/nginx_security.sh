@@ -277,6 +277,18 @@ ok $? "SNI: TLS 1.2 to the DANCE server, no certificate: handshake_failure" "$(t
 dc "$T/o" ee311.clients.test ee311 "$SNI" --servername dance.test --http /
 grep -q 'dance id=\[ee311.clients.test\]' "$T/o"
 ok $? "SNI: a DANCE client of the DANCE server authenticates" "$(cat "$T/o")"
+# resumption: a ticket of the server without DANCE never resumes into
+# the DANCE server of the same listener (full handshake there), and
+# still resumes into its own server
+for v in tls1_3 tls1_2; do
+	tls "$T/o" "$SNI" -$v -servername plain.test -sess_out "$T/sess"
+	tls "$T/o" "$SNI" -$v -servername plain.test -sess_in "$T/sess"
+	grep -q '^Reused' "$T/o"
+	ok $? "$v: the server without DANCE still resumes its own sessions" "$(grep -E '^(New|Reused)' "$T/o")"
+	tls "$T/o" "$SNI" -$v -servername dance.test -sess_in "$T/sess"
+	! grep -q '^Reused' "$T/o"
+	ok $? "$v: its ticket does not resume into the DANCE server" "$(grep -E '^(New|Reused)|alert' "$T/o")"
+done
 curl -sk -o /dev/null -w '%{http_code}' --resolve "plain.test:$SNI:127.0.0.1" \
 	-H 'Host: dance.test' "https://plain.test:$SNI/" >"$T/o" 2>&1
 is "$(cat "$T/o")" 421 "TLS with the server without DANCE, Host of the DANCE server: 421"
