@@ -89,6 +89,7 @@ fr_setup 2500
 fr_start -xx || bail "freeradius starts with rlm_dance"
 pids="$pids $frpid"
 ok 0 "freeradius starts with rlm_dance"
+check "radiusd runs unprivileged (user ${FR_USER:-of the tests})" fr_runs_as_user
 check "rlm_dance hooked the EAP-TLS SSL_CTX" grep -q "DANE client authentication enabled on eap tls-config tls-common" "$FRLOG"
 check "rlm_dance hooked the RADIUS/TLS listener" grep -q "DANE client authentication enabled on RADIUS/TLS listener of server radsec" "$FRLOG"
 
