@@ -516,6 +516,26 @@ check "freeradius (require) still running" kill -0 "$frpid"
 kill -TERM "$frpid"
 wait "$frpid"
 pids=""
+
+# require = yes with the legacy sources too: TLS 1.2 stays, names come
+# from SAN/identity, but a CA-issued certificate alone no longer passes.
+R=$T/raddb-require-legacy
+rm -rf "$R"
+cp -r "$R0" "$R"
+sed -i "s|$R0|$R|g; s|name_source = .*|name_source = \"extension san identity\"\n\t\trequire = yes|" "$R/radiusd.conf"
+if fr_start -xx; then
+	pids="$pids $frpid"
+	ok 0 "freeradius starts with require = yes, name_source = extension san identity"
+else
+	ok 1 "freeradius starts with require = yes, name_source = extension san identity"
+fi
+accept req-legacy-ee311 "$C/ee311.crt" "$C/ee311.key" anonymous \
+	"dance=ee311.clients.test status=Authenticated usage=DANE-EE source=SAN"
+reject req-legacy-pkix "$K/corp.crt" "$K/corp.key" alice "client rejected: DANCE required: "
+alerted "EAP-TLS require (legacy sources): CA-issued certificate without an allowed name" handshake_failure
+kill -TERM "$frpid"
+wait "$frpid"
+pids=""
 R=$R0
 
 # ------------------------------------------------------------------
