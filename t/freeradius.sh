@@ -469,16 +469,21 @@ pids=""
 # certificate without dane_clientid -- also for CA-issued certificates.
 # ------------------------------------------------------------------
 R0=$R
-R=$T/raddb-require
-rm -rf "$R"
-cp -r "$R0" "$R"
-sed -i "s|$R0|$R|g; s|name_source = .*|name_source = \"extension\"\n\t\trequire = yes|; s|tls_max_version = \"1.2\"|tls_max_version = \"1.3\"|" "$R/radiusd.conf"
-if fr_start -xx; then
-	pids="$pids $frpid"
-	ok 0 "freeradius starts with require = yes, name_source = extension"
-else
-	ok 1 "freeradius starts with require = yes, name_source = extension"
-fi
+# start_variant DIR SOURCES SED-EXPR: freeradius on a copy of the raddb
+# in $T/DIR with require = yes, name_source = SOURCES, and SED-EXPR.
+start_variant() {
+	R=$T/$1
+	rm -rf "$R"
+	cp -r "$R0" "$R"
+	sed -i "s|$R0|$R|g; s|name_source = .*|name_source = \"$2\"\n\t\trequire = yes|; $3" "$R/radiusd.conf"
+	if fr_start -xx; then
+		pids="$pids $frpid"
+		ok 0 "freeradius starts with require = yes, name_source = $2"
+	else
+		ok 1 "freeradius starts with require = yes, name_source = $2"
+	fi
+}
+start_variant raddb-require extension 's|tls_max_version = "1.2"|tls_max_version = "1.3"|'
 # alerted DESC ALERT: radiusd sent that TLS alert since $mark.
 alerted() {
 	check "$1: radiusd sent alert $2" sh -c "tail -n +$((mark + 1)) '$FRLOG' | grep -q 'send TLS .* Alert, fatal $2'"
@@ -519,16 +524,7 @@ pids=""
 
 # require = yes with the legacy sources too: TLS 1.2 stays, names come
 # from SAN/identity, but a CA-issued certificate alone no longer passes.
-R=$T/raddb-require-legacy
-rm -rf "$R"
-cp -r "$R0" "$R"
-sed -i "s|$R0|$R|g; s|name_source = .*|name_source = \"extension san identity\"\n\t\trequire = yes|" "$R/radiusd.conf"
-if fr_start -xx; then
-	pids="$pids $frpid"
-	ok 0 "freeradius starts with require = yes, name_source = extension san identity"
-else
-	ok 1 "freeradius starts with require = yes, name_source = extension san identity"
-fi
+start_variant raddb-require-legacy "extension san identity" ""
 accept req-legacy-ee311 "$C/ee311.crt" "$C/ee311.key" anonymous \
 	"dance=ee311.clients.test status=Authenticated usage=DANE-EE source=SAN"
 reject req-legacy-pkix "$K/corp.crt" "$K/corp.key" alice "client rejected: DANCE required: "
