@@ -124,6 +124,7 @@ typedef struct rlm_dance_t {
 	/* Configuration */
 	char const	*allow;			/* first of possibly many */
 	char const	*name_source;
+	bool		require;
 	char const	*trust_anchor_file;	/* first of possibly many */
 	bool		trust_ad;
 	char const	*forwarder;		/* first of possibly many */
@@ -157,6 +158,7 @@ typedef struct rlm_dance_t {
 static const CONF_PARSER module_config[] = {
 	{ "allow", FR_CONF_OFFSET(PW_TYPE_STRING | PW_TYPE_MULTI | PW_TYPE_REQUIRED | PW_TYPE_NOT_EMPTY, rlm_dance_t, allow), NULL },
 	{ "name_source", FR_CONF_OFFSET(PW_TYPE_STRING | PW_TYPE_NOT_EMPTY, rlm_dance_t, name_source), "extension san identity" },
+	{ "require", FR_CONF_OFFSET(PW_TYPE_BOOLEAN, rlm_dance_t, require), "no" },
 	{ "trust_anchor_file", FR_CONF_OFFSET(PW_TYPE_FILE_INPUT | PW_TYPE_MULTI, rlm_dance_t, trust_anchor_file), NULL },
 	{ "trust_ad", FR_CONF_OFFSET(PW_TYPE_BOOLEAN, rlm_dance_t, trust_ad), "no" },
 	{ "forwarder", FR_CONF_OFFSET(PW_TYPE_STRING | PW_TYPE_MULTI, rlm_dance_t, forwarder), NULL },
@@ -477,7 +479,12 @@ static int rlm_dance_verify_step(int ok, X509_STORE_CTX *xs)
 		break;
 
 	case RLM_DANCE_V_FAIL:
-		if (ok) X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+		/*
+		 *	DANE's failure, not PKIX's (e.g. self-signed):
+		 *	OpenSSL then sends handshake_failure, as the draft
+		 *	says, not unknown_ca.
+		 */
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
 		ok = 0;
 		break;
 
@@ -507,10 +514,20 @@ static int rlm_dance_cert_verify(X509_STORE_CTX *xs, void *arg)
 	v.orig_cb = X509_STORE_CTX_get_verify_cb(xs);
 
 	/*
-	 *	A client that sent dane_clientid asked for DANE: decide
-	 *	up front, PKIX does not get a say.
+	 *	A client that sent dane_clientid asked for DANE, and with
+	 *	"require" every client must pass DANE: decide up front,
+	 *	PKIX does not get a say.  Under require, a client without a
+	 *	name is refused too (with only the extension as name source
+	 *	libdance already says FAILED, reason no-ext or protocol).
 	 */
-	if (dance_conn_source(dance_conn_get(v.ssl)) == DANCE_SRC_EXTENSION) rlm_dance_judge(&v, xs);
+	if (v.inst->require || (dance_conn_source(dance_conn_get(v.ssl)) == DANCE_SRC_EXTENSION)) {
+		rlm_dance_judge(&v, xs);
+		if (v.inst->require && (v.verdict == RLM_DANCE_V_SKIP)) {
+			DLOG_REJECT(v.request, "client rejected: DANCE required: %s",
+				    dance_conn_reason(dance_conn_get(v.ssl)));
+			v.verdict = RLM_DANCE_V_FAIL;
+		}
+	}
 
 	X509_STORE_CTX_set_ex_data(xs, rlm_dance_xs_index, &v);
 	X509_STORE_CTX_set_verify_cb(xs, rlm_dance_verify_step);
@@ -617,6 +634,19 @@ static int rlm_dance_attach_section(rlm_dance_t *inst, CONF_SECTION *tls_cs, cha
 	if (!conf || !conf->ctx) {
 		cf_log_err_cs(tls_cs, "rlm_dance: failed parsing TLS configuration of %s", what);
 		return -1;
+	}
+
+	if (inst->server_cfg.refuse_no_ext) {
+		if (conf->max_version && (conf->max_version < TLS1_3_VERSION)) {
+			cf_log_err_cs(tls_cs, "rlm_dance: require = yes with name_source = \"extension\" needs "
+				      "TLS 1.3 in %s: set tls_max_version = \"1.3\"", what);
+			return -1;
+		}
+		if ((strncmp(what, "RADIUS/TLS", 10) == 0) && !conf->require_client_cert) {
+			cf_log_err_cs(tls_cs, "rlm_dance: require = yes needs require_client_cert = yes in %s",
+				      what);
+			return -1;
+		}
 	}
 
 	memset(&err, 0, sizeof(err));
@@ -933,6 +963,15 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 	inst->server_cfg.defer_refuse = 1;
 	inst->server_cfg.max_waiting = inst->max_waiting;
 	inst->server_cfg.max_waiting_per_entry = inst->max_waiting_per_domain;
+	/*
+	 *	DANCE required and the extension the only name source: the
+	 *	draft's MUSTs in the handshake (libdance: TLS 1.3 only, a
+	 *	certificate without dane_clientid fails with
+	 *	handshake_failure).  A certificate is mandatory already:
+	 *	EAP-TLS always asks for one, listeners are checked below.
+	 */
+	inst->server_cfg.refuse_no_ext = inst->require && (inst->server_cfg.sources.n == 1) &&
+		(inst->server_cfg.sources.src[0] == DANCE_SRC_EXTENSION);
 	memset(&err, 0, sizeof(err));
 	inst->server = dance_tls_server_new(&inst->server_cfg, &err);
 	if (!inst->server) {

@@ -31,6 +31,7 @@ fi
 fr_setup 3000
 echo "freeradius -f -x -d $R (EAP-TLS on 127.0.0.1:$AUTH_PORT, rlm_dance allow = .clients.test)"
 fr_start -x || bail "freeradius starts"
+[ -n "$FR_USER" ] && fr_runs_as_user && echo "(radiusd runs as $FR_USER, like a packaged server)"
 
 # auth TAG CERT KEY: EAP-TLS 1.2 with Debian's eapol_test, name from SAN.
 auth() {

@@ -89,6 +89,7 @@ fr_setup 2500
 fr_start -xx || bail "freeradius starts with rlm_dance"
 pids="$pids $frpid"
 ok 0 "freeradius starts with rlm_dance"
+check "radiusd runs unprivileged (user ${FR_USER:-of the tests})" fr_runs_as_user
 check "rlm_dance hooked the EAP-TLS SSL_CTX" grep -q "DANE client authentication enabled on eap tls-config tls-common" "$FRLOG"
 check "rlm_dance hooked the RADIUS/TLS listener" grep -q "DANE client authentication enabled on RADIUS/TLS listener of server radsec" "$FRLOG"
 
@@ -463,6 +464,77 @@ check "freeradius exits cleanly on SIGTERM (status $rc)" test "$rc" = 0
 pids=""
 
 # ------------------------------------------------------------------
+# DANCE required, the extension the only name source (draft -13 MUSTs
+# in the handshake): no TLS 1.2, no client without a certificate, no
+# certificate without dane_clientid -- also for CA-issued certificates.
+# ------------------------------------------------------------------
+R0=$R
+# start_variant DIR SOURCES SED-EXPR: freeradius on a copy of the raddb
+# in $T/DIR with require = yes, name_source = SOURCES, and SED-EXPR.
+start_variant() {
+	R=$T/$1
+	rm -rf "$R"
+	cp -r "$R0" "$R"
+	sed -i "s|$R0|$R|g; s|name_source = .*|name_source = \"$2\"\n\t\trequire = yes|; $3" "$R/radiusd.conf"
+	if fr_start -xx; then
+		pids="$pids $frpid"
+		ok 0 "freeradius starts with require = yes, name_source = $2"
+	else
+		ok 1 "freeradius starts with require = yes, name_source = $2"
+	fi
+}
+start_variant raddb-require extension 's|tls_max_version = "1.2"|tls_max_version = "1.3"|'
+# alerted DESC ALERT: radiusd sent that TLS alert since $mark.
+alerted() {
+	check "$1: radiusd sent alert $2" sh -c "tail -n +$((mark + 1)) '$FRLOG' | grep -q 'send TLS .* Alert, fatal $2'"
+}
+# tls_refused TAG ALERT S_CLIENT-ARGS...: openssl s_client to the RADSEC
+# listener is refused in the handshake with that alert (FreeRADIUS 3.2
+# may close the TCP connection before the alert leaves: the server's log
+# is the witness).
+tls_refused() {
+	tag=$1 alert=$2
+	shift 2
+	mark=$(wc -l <"$FRLOG")
+	sleep 1 | timeout 10 openssl s_client -connect "127.0.0.1:$TLS_PORT" "$@" >"$T/s_client-$tag.log" 2>&1
+	alerted "RADSEC require: $tag refused in the handshake" "$alert"
+}
+reject req-tls12 "$C/ee311.crt" "$C/ee311.key" anonymous "unsupported protocol" 12
+alerted "EAP-TLS require: TLS 1.2 (DANE certificate)" protocol_version
+reject req-tls12-corp "$K/corp.crt" "$K/corp.key" alice "unsupported protocol" 12
+alerted "EAP-TLS require: TLS 1.2 (CA-issued certificate)" protocol_version
+reject req-tls13-no-ext-corp "$K/corp.crt" "$K/corp.key" alice "client ? rejected: no-ext: client sent no dane_clientid" 13
+alerted "EAP-TLS require: TLS 1.3 without dane_clientid (CA-issued certificate)" handshake_failure
+reject req-tls13-no-ext-dane "$C/ee311.crt" "$C/ee311.key" anonymous "client ? rejected: no-ext: client sent no dane_clientid" 13
+alerted "EAP-TLS require: TLS 1.3 without dane_clientid (self-signed DANE certificate)" handshake_failure
+tls_refused tls12 protocol_version -tls1_2 -cert "$K/corp.crt" -key "$K/corp.key"
+tls_refused tls13-no-cert certificate_required -tls1_3
+tls_refused tls13-no-ext handshake_failure -tls1_3 -cert "$K/corp.crt" -key "$K/corp.key"
+if [ -x "$EAPOL_DANCE" ]; then
+	accept req-ext-ee311 "$K/ee311-nosan.crt" "$C/ee311.key" device \
+		"dance=ee311.clients.test status=Authenticated usage=DANE-EE source=Extension" 13 ee311.clients.test
+	reject req-ext-wrong-key "$C/other.crt" "$C/other.key" device \
+		"client ee312.clients.test rejected: TLSA does not match" 13 ee312.clients.test
+	alerted "EAP-TLS require: dane_clientid, wrong key" handshake_failure
+fi
+check "freeradius (require) still running" kill -0 "$frpid"
+kill -TERM "$frpid"
+wait "$frpid"
+pids=""
+
+# require = yes with the legacy sources too: TLS 1.2 stays, names come
+# from SAN/identity, but a CA-issued certificate alone no longer passes.
+start_variant raddb-require-legacy "extension san identity" ""
+accept req-legacy-ee311 "$C/ee311.crt" "$C/ee311.key" anonymous \
+	"dance=ee311.clients.test status=Authenticated usage=DANE-EE source=SAN"
+reject req-legacy-pkix "$K/corp.crt" "$K/corp.key" alice "client rejected: DANCE required: "
+alerted "EAP-TLS require (legacy sources): CA-issued certificate without an allowed name" handshake_failure
+kill -TERM "$frpid"
+wait "$frpid"
+pids=""
+R=$R0
+
+# ------------------------------------------------------------------
 # Configuration validation (freeradius -C on copies of the raddb)
 # ------------------------------------------------------------------
 # conf_check TAG SED-EXPR: rc of freeradius -C, output in $T/C-TAG.log
@@ -486,6 +558,11 @@ conf_bad allow-regex 's|allow = ".clients.test"|allow = "~(unclosed"|' 'bad allo
 conf_bad no-trust 's|trust_anchor_file = .*||' 'set trust_anchor_file'
 conf_bad ext_type 's|radsec = yes|radsec = yes\n\t\text_type = 65281|' 'ext_type 65281: extension type 0xFF01 is renegotiation_info'
 conf_bad eap_tls_config 's|eap_tls_config = "tls-common"|eap_tls_config = "nonesuch"|' 'has no "tls-config nonesuch" section'
+conf_bad require-tls12 's|name_source = .*|name_source = "extension"\n\t\trequire = yes|' \
+	'require = yes with name_source = "extension" needs TLS 1.3 in RADIUS/TLS listener of server radsec'
+conf_bad require-no-client-cert \
+	's|name_source = .*|name_source = "extension"\n\t\trequire = yes|; s|tls_max_version = "1.2"|tls_max_version = "1.3"|; s|require_client_cert = yes|require_client_cert = no|' \
+	'require = yes needs require_client_cert = yes in RADIUS/TLS listener of server radsec'
 conf_warn() { # tag sed-expr expected-warning
 	conf_check "$1" "$2"
 	if grep -q -- "$3" "$T/C-$1.log"; then

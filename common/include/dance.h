@@ -736,7 +736,9 @@ struct dance_tls_server_cfg {
 	 * through SNI fails with handshake_failure, reason protocol); a
 	 * client that sends no certificate fails (OpenSSL's alert:
 	 * handshake_failure in TLS 1.2, certificate_required in TLS 1.3).
-	 * Set it when DANCE is required and no legacy name source
+	 * dance_conn_decide() gives the same refusal (FAILED, reason
+	 * no-ext or protocol) to hosts judging in a verify path of their
+	 * own.  Set it when DANCE is required and no legacy name source
 	 * (san/identity) is configured.  0: such clients stay in state
 	 * NONE, for the host to judge. */
 	int refuse_no_ext;

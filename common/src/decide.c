@@ -304,7 +304,11 @@ decide_sources(struct dance_tls_server *srv, struct conn_priv *c,
 		return;
 	}
 	c->entry = NULL;
-	if (srv->cfg.sources.n <= 1 && srv->use_ext)
+	/* Required, extension only: the same refusal as in the handshake
+	 * (verify_no_ext), for hosts whose own verify path gets here. */
+	if (srv->cfg.refuse_no_ext)
+		dance_conn_reject_no_ext(c, c->ssl);
+	else if (srv->cfg.sources.n <= 1 && srv->use_ext)
 		dance_conn_set(c, DANCE_CONN_NONE, DANCE_ERR_PROTOCOL,
 			DANCE_REASON_NO_EXT, SSL_session_reused(c->ssl) ?
 			"resumed session, no dane_clientid" :

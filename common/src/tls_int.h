@@ -84,6 +84,9 @@ void dance_conn_set(struct conn_priv *c, enum dance_conn_state st,
 void dance_conn_keep_answer(struct conn_priv *c, struct dance_answer *a);
 /* The server an SSL's current SSL_CTX was attached to, or NULL. */
 struct dance_tls_server *dance_tls_server_of(SSL *ssl);
+/* No dane_clientid where refuse_no_ext forbids that: REJECTED, reason
+ * no-ext (TLS 1.3) or protocol (an older version). */
+void dance_conn_reject_no_ext(struct conn_priv *c, SSL *ssl);
 
 /* decide.c */
 /* The name passed the allow-list in the handshake: cache, then DNS

@@ -126,7 +126,6 @@ static int
 verify_no_ext(SSL *ssl, struct conn_priv *c, X509_STORE_CTX *xs)
 {
 	struct dance_tls_server *srv;
-	int tls13;
 
 	if (c != NULL && c->pub.state != DANCE_CONN_NONE)
 		return 0;
@@ -135,19 +134,26 @@ verify_no_ext(SSL *ssl, struct conn_priv *c, X509_STORE_CTX *xs)
 	srv = dance_tls_server_of(ssl);
 	if (srv == NULL || !srv->cfg.refuse_no_ext)
 		return 0;
-	tls13 = SSL_version(ssl) >= TLS1_3_VERSION;
 	/* The conn carries the reason for on_refuse and the host; if it
 	 * cannot be made, the handshake still fails. */
 	X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
 	if (c == NULL && (c = dance_conn_priv(ssl, 1)) == NULL)
 		return 1;
 	c->pub.srv = srv;
+	dance_conn_reject_no_ext(c, ssl);
+	(void)dance_conn_refuse(srv, c, NULL);
+	return 1;
+}
+
+void
+dance_conn_reject_no_ext(struct conn_priv *c, SSL *ssl)
+{
+	int tls13 = SSL_version(ssl) >= TLS1_3_VERSION;
+
 	dance_conn_set(c, DANCE_CONN_REJECTED, DANCE_ERR_PROTOCOL,
 		tls13 ? DANCE_REASON_NO_EXT : DANCE_REASON_PROTOCOL,
 		tls13 ? "client sent no dane_clientid" : "client negotiated "
 		"a version below TLS 1.3, which cannot carry dane_clientid");
-	(void)dance_conn_refuse(srv, c, NULL);
-	return 1;
 }
 
 int

@@ -35,11 +35,21 @@ fr_client_tls() {
 # free_port (TCP and UDP)
 . "$top/t/lib/ports.sh"
 
+# FR_USER: the user radiusd runs as (security { user group }), as a
+# packaged server does: Debian's package creates freerad.  Only root can
+# switch users; otherwise radiusd stays the user running the tests.
+FR_USER=${FR_USER-}
+if [ -z "$FR_USER" ] && [ "$(id -u)" = 0 ] && id freerad >/dev/null 2>&1; then
+	FR_USER=freerad
+fi
+
 # fr_setup TIMEOUT_MS: directories, ports, certificates and raddb under $T
 # (K extra certs, R raddb, AUTH_PORT, TLS_PORT, TLS_PORT2, TLS_PORT3).
 fr_setup() {
 	mkdir -p "$T/certs" "$T/lib" "$T/log" "$T/run"
 	K=$T/certs
+	SRV_CERT=$K/server.crt
+	SRV_KEY=$K/server.key
 	R=$T/raddb
 	AUTH_PORT=$(free_port)
 	TLS_PORT=$(free_port)
@@ -48,11 +58,28 @@ fr_setup() {
 	TIMEOUT_MS=$1
 	fr_make_certs
 	fr_write_raddb
+	fr_permissions
+}
+
+# fr_permissions: what radiusd reads is readable by $FR_USER's group,
+# private keys included (0640 root:GROUP, like /etc/freeradius/3.0/certs),
+# and it may write only its log and run directories.  The world's own
+# key stays 0600: the server key used here is a copy ($SRV_KEY).
+fr_permissions() {
+	[ -n "$FR_USER" ] || return 0
+	g=$(id -gn "$FR_USER")
+	chgrp "$g" "$T" "$K" "$K"/*.key || bail "chgrp $g for radiusd's files"
+	chmod 0750 "$T"
+	chmod 0640 "$K"/*.key
+	chown "$FR_USER:$g" "$T/log" "$T/run"
 }
 
 # fr_make_certs: test certificates beyond the world's, into $K.
 fr_make_certs() {
 	ossl() { openssl "$@" >>"$T/openssl.log" 2>&1 || bail "openssl $1 for test certificates"; }
+	# The server's certificate and key, as a deployment installs them.
+	cp "$C/server.crt" "$SRV_CERT"
+	cp "$C/server.key" "$SRV_KEY"
 	ec_key() { ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
 
 	# corpca: the CA FreeRADIUS is configured with (ca_file), the existing PKI.
@@ -137,6 +164,7 @@ log {
 	auth = yes
 }
 security {
+$([ -n "$FR_USER" ] && printf '\tuser = %s\n\tgroup = %s\n' "$FR_USER" "$(id -gn "$FR_USER")")
 	allow_core_dumps = no
 	max_attributes = 200
 	reject_delay = 0
@@ -167,8 +195,8 @@ modules {
 		timer_expire = 60
 		max_sessions = 4096
 		tls-config tls-common {
-			private_key_file = $C/server.key
-			certificate_file = $C/server.crt
+			private_key_file = $SRV_KEY
+			certificate_file = $SRV_CERT
 			ca_file = $K/corpca.crt
 			tls_min_version = "1.2"
 			tls_max_version = "1.3"
@@ -237,7 +265,7 @@ EOF
 		port = $TLS_PORT
 		proto = tcp
 		clients = radsec
-$(fr_tls_section "$C/server.crt" "$C/server.key")
+$(fr_tls_section "$SRV_CERT" "$SRV_KEY")
 	}" >>"$R/radiusd.conf"
 	if fr_client_tls; then
 		fr_write_client_tls >>"$R/radiusd.conf"
@@ -296,14 +324,14 @@ fr_write_client_tls() {
 client tlsclient {
 	ipaddr = 127.0.0.2
 	secret = radsec
-$(fr_tls_section "$C/server.crt" "$C/server.key")
+$(fr_tls_section "$SRV_CERT" "$SRV_KEY")
 }
 clients radsec_ctls {
 	client lo {
 		ipaddr = 127.0.0.1
 		proto = tls
 		secret = radsec
-$(fr_tls_section "$C/server.crt" "$C/server.key")
+$(fr_tls_section "$SRV_CERT" "$SRV_KEY")
 	}
 }
 EOF
@@ -319,7 +347,7 @@ $(fr_tls_section "$K/corp.crt" "$K/corp.key")
 		ipaddr = 127.0.0.1
 		proto = tls
 		secret = radsec
-$(fr_tls_section "$C/server.crt" "$C/server.key")
+$(fr_tls_section "$SRV_CERT" "$SRV_KEY")
 	}
 	listen {
 		type = auth
@@ -328,6 +356,12 @@ $(fr_tls_section "$C/server.crt" "$C/server.key")
 		proto = tcp
 $(fr_tls_section "$K/corp.crt" "$K/corp.key")
 	}"
+}
+
+# fr_runs_as_user: radiusd ($frpid) runs as $FR_USER (true when the
+# tests cannot switch users).
+fr_runs_as_user() {
+	[ -z "$FR_USER" ] || [ "$(ps -o uid= -p "$frpid" | tr -d ' ')" = "$(id -u "$FR_USER")" ]
 }
 
 # fr_start DEBUGFLAGS: start freeradius (FRLOG, frpid); 0 when ready.
