@@ -24,7 +24,8 @@
 #     signed with ldns (KSK + ZSK, ECDSAP256SHA256, NSEC), trust anchor
 #     (DS of the KSK) in DIR/ta, and every RRSIG over bogus.clients.test
 #     TLSA corrupted; plus the unsigned child zone insecure.clients.test;
-#   - NSD serving both zones on 127.0.0.1;
+#   - NSD serving both zones on 127.0.0.1 (run as root, it binds and
+#     then runs as Debian's nsd user, see make_nsd_dir);
 #   - four dnsproxy instances (t/tools/dnsproxy.c) in front of NSD that
 #     log every query to DIR/querylog: "proxy" (plain forward, the stub
 #     for test. and insecure.clients.test), "late" (answers after
@@ -51,7 +52,8 @@
 # ldns-key2ds (ldnsutils), setsid (util-linux), a C compiler for dnsproxy
 # (built with "make build/t/dnsproxy", $BUILD honoured).  Everything
 # listens on 127.0.0.1 only, on ports in 20000-29999; all files stay in
-# DIR.  Works as root and unprivileged.
+# DIR, except NSD's working copy when run as root (/tmp/dance-world-nsd.*,
+# removed by stop).  Works as root and unprivileged.
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -310,9 +312,67 @@ make_tlsa() {
 		}' >"$T/records" || die "cannot compute the TLSA records"
 }
 
-make_zones() {
+# NSD's files.  DIR/nsd holds the zones (written and signed there) and
+# the configuration.  Run as root, NSD binds its port and then runs as
+# Debian's nsd user, which must read the zones and write its state
+# (zone list, xfrd state, temporary directories).  DIR and its parents
+# may be private (a test's mktemp -d), so as root NSD works in a
+# directory of its own under /tmp, owned by nsd (named in
+# DIR/nsd/rundir), with copies of the zones (nsd_sync).  Its
+# configuration, pid file and log stay in DIR: NSD reads and opens them
+# before it drops its privileges.  stop removes the directory.
+make_nsd_dir() {
 	Z=$DIR/nsd
-	mkdir -p "$Z"
+	mkdir -p "$Z" || die "cannot create $Z"
+	[ "$(id -u)" = 0 ] || return 0
+	id nsd >/dev/null 2>&1 ||
+		die "no nsd user to run NSD as (Debian package nsd creates it)"
+	zd=$(mktemp -d /tmp/dance-world-nsd.XXXXXX) ||
+		die "cannot create NSD's directory"
+	echo "$zd" >"$Z/rundir"
+}
+
+# nsd_rundir: where NSD works (DIR/nsd when not root)
+nsd_rundir() {
+	if [ -f "$Z/rundir" ]; then
+		cat "$Z/rundir"
+	else
+		echo "$Z"
+	fi
+}
+
+# nsd_dir_rm: remove NSD's own directory (DIR/nsd stays)
+nsd_dir_rm() {
+	[ -f "$DIR/nsd/rundir" ] || return 0
+	zd=$(cat "$DIR/nsd/rundir")
+	case $zd in
+	/tmp/dance-world-nsd.*) rm -rf "$zd" ;;
+	esac
+	rm -f "$DIR/nsd/rundir"
+}
+
+# nsd_sync: the zones, as signed, into NSD's own directory (as root)
+nsd_sync() {
+	zd=$(nsd_rundir)
+	[ "$zd" = "$Z" ] && return 0
+	cp "$Z/test.zone.signed" "$Z/insecure.zone" "$zd/" &&
+	chown -R nsd:nsd "$zd/" ||
+		die "cannot give the zones to the nsd user in $zd"
+}
+
+# nsd_check: every NSD process runs as the nsd user (as root)
+nsd_check() {
+	[ "$(id -u)" = 0 ] || return 0
+	pid=$(cat "$Z/nsd.pid" 2>/dev/null) || pid=$1
+	# setsid: NSD leads its session, its children are in it
+	users=$(ps -o user= -s "$pid")
+	echo "$users" | grep -q . || die "no NSD process to check"
+	bad=$(echo "$users" | grep -v '^nsd$' | grep . | sort -u)
+	[ -z "$bad" ] || die "NSD runs as $bad, not as the nsd user"
+}
+
+make_zones() {
+	make_nsd_dir
 	make_tlsa
 	{
 		cat <<EOF
@@ -395,6 +455,7 @@ start_servers() {
 		tries=$((tries + 1))
 		AUTH_PORT=$("$PROXY" -F) || die "no free port"
 		write_nsd_conf
+		nsd_sync
 		rm -f "$Z/nsd.pid"
 		setsid nsd -d -c "$Z/nsd.conf" </dev/null >>"$DIR/nsd.log" 2>&1 &
 		NSD_PID=$!
@@ -425,6 +486,7 @@ $(tail -n 5 "$DIR/nsd.log")"
 	LATE_PORT=$(proxy_port late) &&
 	SLOW_PORT=$(proxy_port slow) &&
 	SERVFAIL_PORT=$(proxy_port servfail) || exit 1
+	nsd_check "$NSD_PID"
 	# setsid may fork: the pid files hold the real pids.
 	{
 		echo "$(cat "$Z/nsd.pid" 2>/dev/null || echo "$NSD_PID") nsd"
@@ -436,18 +498,21 @@ $(tail -n 5 "$DIR/nsd.log")"
 }
 
 write_nsd_conf() {
+	zd=$(nsd_rundir)
+	user=
+	[ "$(id -u)" = 0 ] && user=nsd
 	cat >"$Z/nsd.conf" <<EOF
 server:
 	ip-address: 127.0.0.1@$AUTH_PORT
 	port: $AUTH_PORT
 	do-ip6: no
-	username: ""
+	username: "$user"
 	chroot: ""
-	zonesdir: "$Z"
+	zonesdir: "$zd"
 	database: ""
-	zonelistfile: "$Z/zone.list"
-	xfrdfile: "$Z/xfrd.state"
-	xfrdir: "$Z"
+	zonelistfile: "$zd/zone.list"
+	xfrdfile: "$zd/xfrd.state"
+	xfrdir: "$zd"
 	pidfile: "$Z/nsd.pid"
 	logfile: "$DIR/nsd.log"
 	verbosity: 2
@@ -550,6 +615,7 @@ start_world() {
 	need setsid util-linux
 	mkdir -p "$DIR" || die "cannot create $DIR"
 	# Leftovers of an earlier, stopped world in the same DIR.
+	nsd_dir_rm
 	rm -rf "$DIR/certs" "$DIR/keys" "$DIR/nsd" "$DIR/ca" "$DIR/tlsa"
 	rm -f "$DIR"/*.port "$DIR"/*.pid "$DIR"/*.log "$DIR/pids" \
 		"$DIR/env" "$DIR/querylog" "$DIR/ta" "$DIR/ta.bind" \
@@ -627,6 +693,7 @@ stop_world() {
 	done
 	gone_after 100 $pids || die "could not stop:$pids"
 	rm -f "$DIR/pids"
+	nsd_dir_rm
 	echo "world: stopped"
 }
 
@@ -647,6 +714,7 @@ delegate() {
 		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
 	done
 	gone_after 100 $old || die "nsd did not stop"
+	nsd_sync
 	rm -f "$Z/nsd.pid"
 	setsid nsd -d -c "$Z/nsd.conf" </dev/null >>"$DIR/nsd.log" 2>&1 &
 	NSD_PID=$!
@@ -655,6 +723,7 @@ delegate() {
 		"$PROXY" -Q "$AUTH_PORT" && break
 		alive "$NSD_PID" || die "nsd did not restart (see $DIR/nsd.log)"
 	done
+	nsd_check "$NSD_PID"
 	awk '$2 != "nsd"' "$DIR/pids" >"$DIR/pids.tmp"
 	echo "$(cat "$Z/nsd.pid" 2>/dev/null || echo "$NSD_PID") nsd" >>"$DIR/pids.tmp"
 	mv "$DIR/pids.tmp" "$DIR/pids"

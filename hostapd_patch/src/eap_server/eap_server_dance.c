@@ -422,6 +422,19 @@ static int eap_dance_resolver_init(struct eap_dance *d,
 }
 
 
+/* No legacy name source (san, identity): n == 0 means the extension */
+static int eap_dance_extension_only(const struct dance_name_sources *src)
+{
+	unsigned int i;
+
+	for (i = 0; i < src->n; i++) {
+		if (src->src[i] != DANCE_SRC_EXTENSION)
+			return 0;
+	}
+	return 1;
+}
+
+
 void * eap_dance_init(const struct eap_dance_config *conf,
 		      const char *ca_cert, void *tls_ctx,
 		      void (*complete_cb)(void *ctx, void *session_ctx),
@@ -461,8 +474,13 @@ void * eap_dance_init(const struct eap_dance_config *conf,
 			   err.reason);
 		goto fail;
 	}
-	/* The EAP method decides and logs; the handshake completes. */
+	/* The EAP method decides and logs; the handshake completes ... */
 	d->srv_cfg.required = 0;
+	/* ... except for the draft's MUSTs when DANCE is required and only
+	 * dane_clientid can name the client: no TLS below 1.3, no client
+	 * without a certificate or without the extension. */
+	d->srv_cfg.refuse_no_ext = conf->require &&
+		eap_dance_extension_only(&d->srv_cfg.sources);
 	/* Query only after the handshake proved possession of the key. */
 	d->srv_cfg.lookup_in_handshake = 0;
 	d->srv_cfg.on_answer = eap_dance_conn_answer;
