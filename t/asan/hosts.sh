@@ -83,54 +83,51 @@ for s in "$top"/t/nginx_*.sh; do
 		NGINX_BIN="$out/nginx" NGINX_MODULE="$out/ngx_http_dance_module.so"
 done
 
+# build_host HOST TARBALL LOG VAR=VALUE... SCRIPT: run a host's build
+# script from TARBALL with the VAR=VALUE words in its environment, its
+# output in LOG; a failure (or no TARBALL) is one failed check.
+build_host() {
+	bhost=$1
+	btar=$2
+	blog=$3
+	shift 3
+	if [ -z "$btar" ] || [ ! -f "$btar" ]; then
+		ok 1 "$bhost built with ASan/UBSan" "no tarball (${btar:-none given})"
+		return 1
+	fi
+	env "$@" >"$blog" 2>&1 && return 0
+	ok 1 "$bhost built with ASan/UBSan" "$(tail -n 20 "$blog")"
+	return 1
+}
+
 # hostapd: the series' build script passes EXTRA_CFLAGS and LDFLAGS to
 # hostap's own Makefiles (they add EXTRA_CFLAGS to the .config's
 # CFLAGS).  wpa_supplicant's eapol_test target builds with -Werror, and
 # GCC's -Wformat-truncation misfires on vsnprintf(NULL, 0, ...) under
 # -fsanitize: that one warning is not an error here.
-hostapd_suite() {
-	if [ -z "$hostap_tarball" ] || [ ! -f "$hostap_tarball" ]; then
-		ok 1 "hostapd built with ASan/UBSan" \
-			"no hostap tarball (${hostap_tarball:-none given})"
-		return
-	fi
-	hlog=$BUILD/asan-hostapd-build.log
-	if ! EXTRA_CFLAGS="-O1 -g $SAN -Wno-error=format-truncation" \
-	    LDFLAGS="$SAN" BUILD=$BUILD HOSTAP=$hostap_tarball \
-	    sh "$top/hostapd_patch/build.sh" >"$hlog" 2>&1; then
-		ok 1 "hostapd built with ASan/UBSan" "$(tail -n 20 "$hlog")"
-		return
-	fi
+hlog=$BUILD/asan-hostapd-build.log
+if build_host hostapd "$hostap_tarball" "$hlog" \
+    EXTRA_CFLAGS="-O1 -g $SAN -Wno-error=format-truncation" LDFLAGS="$SAN" \
+    BUILD="$BUILD" HOSTAP="$hostap_tarball" sh "$top/hostapd_patch/build.sh"; then
 	hwork=$(sed -n 's/^work: //p' "$hlog" | tail -n 1)
 	ok 0 "hostapd $(basename "$hwork") built with ASan/UBSan"
 	run_suite hostapd "$top/t/hostapd.sh" HOSTAPD_WORK="$hwork"
-}
-hostapd_suite
+fi
 
 # FreeRADIUS: its configure takes CFLAGS and LDFLAGS from the
 # environment (freeradius_module/server.sh), rlm_dance takes EXTRA_CFLAGS
 # and LDFLAGS (freeradius_module/build.sh).  The whole server is
 # sanitized (not only the module): 3.2.10 runs t/freeradius.sh without a
 # report of its own, so nothing is suppressed.
-freeradius_suite() {
-	if [ -z "$fr_tarball" ] || [ ! -f "$fr_tarball" ]; then
-		ok 1 "FreeRADIUS built with ASan/UBSan" \
-			"no FreeRADIUS tarball (${fr_tarball:-none given})"
-		return
-	fi
-	flog=$BUILD/asan-freeradius-build.log
-	if ! CFLAGS="-O1 -g $SAN" EXTRA_CFLAGS="-O1 -g $SAN" LDFLAGS="$SAN" \
-	    BUILD=$BUILD FR_TARBALL=$fr_tarball \
-	    sh "$top/freeradius_module/build.sh" >"$flog" 2>&1; then
-		ok 1 "FreeRADIUS and rlm_dance built with ASan/UBSan" "$(tail -n 20 "$flog")"
-		return
-	fi
+flog=$BUILD/asan-freeradius-build.log
+if build_host "FreeRADIUS and rlm_dance" "$fr_tarball" "$flog" \
+    CFLAGS="-O1 -g $SAN" EXTRA_CFLAGS="-O1 -g $SAN" LDFLAGS="$SAN" \
+    BUILD="$BUILD" FR_TARBALL="$fr_tarball" sh "$top/freeradius_module/build.sh"; then
 	fdir=$(sed -n 's/^built \(.*\)\/rlm_dance\.so for .*/\1/p' "$flog" | tail -n 1)
 	ok 0 "FreeRADIUS $(basename "$fdir") and rlm_dance built with ASan/UBSan"
 	run_suite freeradius "$top/t/freeradius.sh" \
 		FR_PREFIX="$fdir/prefix" FR_RLM_DANCE="$fdir/rlm_dance.so"
-}
-freeradius_suite
+fi
 
 world_stop
 [ "$T_FAIL" -eq 0 ] && rm -rf "$D"
