@@ -7,7 +7,8 @@
 #                    hostapd against 2.10, 2.11 and main, the upstream ones
 #                    built from ../shared/upstream: make nginx-upstream,
 #                    make hostapd-upstream)
-#   make test-asan   core tests, and nginx + the module, under ASan+UBSan
+#   make test-asan   core tests, and the hosts (nginx, hostapd, FreeRADIUS)
+#                    with our code, under ASan+UBSan
 #   make fuzz        libFuzzer targets, FUZZ_SECONDS each
 #   make demo        deps, build, local DNSSEC world, authenticate a device
 #   make install     tools to $(PREFIX)/bin, library and header
@@ -28,6 +29,8 @@ UPSTREAM ?= $(firstword $(wildcard $(abspath ../shared/upstream) \
 		$(abspath ../../shared/upstream)) ../shared/upstream)
 NGINX_TARBALL ?= $(UPSTREAM)/nginx-1.31.4.tar.gz
 FREERADIUS_TARBALL ?= $(UPSTREAM)/freeradius-server-3.2.10.tar.gz
+# the hostap release make test-asan builds with the sanitizers
+HOSTAP_ASAN_TARBALL ?= $(UPSTREAM)/hostap-2.11.tar.gz
 
 LIB_SRC   = $(wildcard common/src/*.c)
 LIB_OBJ   = $(LIB_SRC:common/src/%.c=$(BUILD)/obj/%.o)
@@ -107,7 +110,8 @@ test-asan:
 		LDFLAGS="-fsanitize=address,undefined" check-tests
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		BUILD=$(abspath build-asan) sh t/run.sh core
-	@BUILD=$(abspath build-asan) sh t/asan/hosts.sh $(abspath $(NGINX_TARBALL))
+	@BUILD=$(abspath build-asan) sh t/asan/hosts.sh $(abspath $(NGINX_TARBALL)) \
+		$(abspath $(HOSTAP_ASAN_TARBALL)) $(abspath $(FREERADIUS_TARBALL))
 
 # libFuzzer targets link against a sanitized, fuzzer-instrumented lib.
 fuzz:

@@ -12,7 +12,10 @@
 #       -> $BUILD/freeradius-X.Y.Z/rlm_dance.so
 #
 # Run by the top-level `make freeradius` after libdance.a is built
-# (libdance linked in statically, its symbols hidden).
+# (libdance linked in statically, its symbols hidden).  EXTRA_CFLAGS and
+# LDFLAGS, when set, are added to the module's compile and link lines
+# (t/asan/hosts.sh: -fsanitize=...; with FR_TARBALL, server.sh's
+# configure takes CFLAGS and LDFLAGS from the environment too).
 #
 # The module is built against exactly one FreeRADIUS: the version of its
 # headers must be the version of the server binary they belong to, or
@@ -146,7 +149,7 @@ $CC -std=gnu99 -O2 -g -fPIC -Wall -Wextra -Wno-unused-parameter \
 	-Wno-missing-field-initializers \
 	-D_GNU_SOURCE $CPPINC -include freeradius/build.h \
 	-DRLM_DANCE_FR_TLS_EX_INDEX_MAX="$ex_max" \
-	-I"$top/common/include" \
+	-I"$top/common/include" ${EXTRA_CFLAGS:-} \
 	-c -o "$OUT/rlm_dance.o" "$here/rlm_dance.c"
 
 # libdance is linked in statically and its symbols are kept private to
@@ -155,7 +158,7 @@ $CC -std=gnu99 -O2 -g -fPIC -Wall -Wextra -Wno-unused-parameter \
 # -z nodelete: libdance registers OpenSSL ex_data free callbacks that
 # live in this object, and radiusd unloads modules before it frees the
 # eap module's SSL_CTXs at exit; the code must stay mapped.
-$CC -shared -o "$OUT/rlm_dance.so.tmp" "$OUT/rlm_dance.o" \
+$CC -shared ${LDFLAGS:-} -o "$OUT/rlm_dance.so.tmp" "$OUT/rlm_dance.o" \
 	-Wl,-z,nodelete -Wl,--exclude-libs,ALL "$LIB" \
 	-lunbound -lpcre2-8 -lssl -lcrypto -lpthread
 mv "$OUT/rlm_dance.so.tmp" "$OUT/rlm_dance.so"

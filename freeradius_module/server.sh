@@ -14,6 +14,9 @@
 # generated ones included: $BUILD/freeradius-X.Y.Z/include/freeradius
 # points there.
 #
+# configure takes CFLAGS and LDFLAGS from the environment (t/asan/hosts.sh
+# builds it with -fsanitize=... into build-asan/).
+#
 # Only what the tests use is built: the server, its libraries, rlm_eap
 # with EAP-TLS, and the modules that have no configure switch (small).
 # Every module with external dependencies is configured out.

@@ -15,6 +15,9 @@
 # is printed last ("work: DIR").  Every run copies orig to WORK/src and
 # applies the series without fuzz, so a changed patch is always picked
 # up and a patch that does not apply exactly fails the build.
+# EXTRA_CFLAGS and LDFLAGS from the environment reach hostap's Makefiles
+# (which add them to the .config's flags) and are part of the stamps
+# (t/asan/hosts.sh: -fsanitize=... into build-asan/).
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -141,7 +144,8 @@ esac
 # so a changed patch or libdance does not rebuild it.  Only hostapd, with
 # at most two jobs, to keep CI time down.
 build_stock() {
-	sstamp=$(cat "$0" "$here/hostapd.config" "$work/orig.key" 2>/dev/null |
+	sstamp=$({ cat "$0" "$here/hostapd.config" "$work/orig.key" 2>/dev/null
+		echo "${EXTRA_CFLAGS:-} ${LDFLAGS:-}"; } |
 		sha256sum | cut -d" " -f1)
 	if [ -x "$stock/bin/hostapd" ] &&
 	    [ "$(cat "$stock/stamp" 2>/dev/null)" = "$sstamp" ]; then
@@ -165,9 +169,10 @@ build_stock() {
 build_stock
 
 # Nothing to do when the inputs are unchanged since the last good build.
-stamp=$(find "$series" "$here/src" -type f | sort | xargs cat "$0" \
+stamp=$({ find "$series" "$here/src" -type f | sort | xargs cat "$0" \
 	"$here/hostapd.config" "$here/wpa_supplicant.config" "$BUILD/libdance.a" \
-	"$top/common/include/dance.h" | sha256sum | cut -d' ' -f1)
+	"$top/common/include/dance.h"; echo "${EXTRA_CFLAGS:-} ${LDFLAGS:-}"; } |
+	sha256sum | cut -d' ' -f1)
 if [ -x "$bin/hostapd" ] && [ -x "$bin/eapol_test" ] &&
     [ -x "$bin/wpa_supplicant" ] &&
     [ "$(cat "$work/stamp" 2>/dev/null)" = "$stamp" ]; then
