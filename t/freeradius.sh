@@ -587,8 +587,8 @@ for so in "$BUILD"/freeradius/rlm_dance.so "$BUILD"/freeradius-*/rlm_dance.so; d
 done
 if [ -n "$other" ]; then
 	mkdir -p "$T/lib-other"
-	for m in "$T"/lib/*.so; do ln -sf "$(readlink "$m")" "$T/lib-other/"; done
-	ln -sf "$other" "$T/lib-other/rlm_dance.so"
+	for m in "$T"/lib/*.so; do cp "$m" "$T/lib-other/"; done
+	cp "$other" "$T/lib-other/rlm_dance.so"; chmod 755 "$T/lib-other"
 	if conf_check other-version "s|libdir = .*|libdir = $T/lib-other|"; then
 		ok 1 "rlm_dance built for another FreeRADIUS ($other) refused"
 	elif grep -q "rlm_dance: built for FreeRADIUS .*, but this is FreeRADIUS $FR_VERSION\|rlm_dance magic number .* mismatch" \
@@ -606,7 +606,7 @@ cp -r "$R" "$T/C-shipped"
 sed -i "s|$T/raddb|$T/C-shipped|g" "$T/C-shipped/radiusd.conf"
 awk '/^\tdance \{/ {skip = 1} skip && /^\t\}/ {skip = 0; print "\t$INCLUDE dance.conf"; next} !skip' \
 	"$T/C-shipped/radiusd.conf" >"$T/C-shipped/r" && mv "$T/C-shipped/r" "$T/C-shipped/radiusd.conf"
-sed "s|/usr/share/dns/root.key|$WORLD_TA|" "$top/freeradius_module/raddb/mods-available/dance" >"$T/C-shipped/dance.conf"
+sed "s|/usr/share/dns/root.key|$T/pub/ta|" "$top/freeradius_module/raddb/mods-available/dance" >"$T/C-shipped/dance.conf"
 check "shipped mods-available/dance passes freeradius -C" \
 	"$FR_RADIUSD" -C -xl "$T/C-shipped.log" -d "$T/C-shipped" -n radiusd
 finish

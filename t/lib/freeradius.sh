@@ -56,6 +56,13 @@ fr_setup() {
 	TLS_PORT2=$(free_port)
 	TLS_PORT3=$(free_port)
 	TIMEOUT_MS=$1
+	# the world's certificates, where radiusd (as $FR_USER) can read
+	# them: the world's own directory may be private
+	mkdir -p "$T/pub"
+	rm -rf "$T/pub/certs"
+	cp -r "$C" "$T/pub/certs"
+	chmod 755 "$T/pub" "$T/pub/certs"
+	C=$T/pub/certs
 	fr_make_certs
 	fr_write_raddb
 	fr_permissions
@@ -131,12 +138,22 @@ fr_make_certs() {
 # 127.0.0.1:$AUTH_PORT (server default), RADIUS/TLS on $TLS_PORT
 # (server radsec), rlm_dance with a $TIMEOUT_MS ms lookup timeout.
 fr_write_raddb() {
-	for m in "$FR_MODDIR"/*.so; do ln -sf "$m" "$T/lib/"; done
-	ln -sf "$FR_RLM_DANCE" "$T/lib/rlm_dance.so"
-	mkdir -p "$R"
+	# copies, not links: radiusd loads modules and reads the world's
+	# files after it became $FR_USER, who may not reach the build tree
+	# or the world (private directories)
+	for m in "$FR_MODDIR"/*.so; do cp "$m" "$T/lib/"; done
+	cp "$FR_RLM_DANCE" "$T/lib/rlm_dance.so"
+	mkdir -p "$R" "$T/pub"
+	chmod 755 "$T/pub"
+	cp "$WORLD_TA" "$T/pub/ta"
+	cp "$WORLD_UNBOUND_CONF" "$T/pub/unbound.conf"
+	cp "$top/freeradius_module/raddb/dictionary.dance" "$R/dictionary.dance"
+	chmod 755 "$T/lib"
+	chmod 644 "$T/lib"/*.so "$T/pub/ta" "$T/pub/unbound.conf" \
+		"$R/dictionary.dance"
 
 	cat >"$R/dictionary" <<EOF
-\$INCLUDE $top/freeradius_module/raddb/dictionary.dance
+\$INCLUDE $R/dictionary.dance
 EOF
 
 	cat >"$R/radiusd.conf" <<EOF
@@ -221,8 +238,8 @@ modules {
 		allow = ".z2.slow.clients.test"
 		allow = ".z3.slow.clients.test"
 		name_source = "extension san identity"
-		trust_anchor_file = "$WORLD_TA"
-		unbound_conf = "$WORLD_UNBOUND_CONF"
+		trust_anchor_file = "$T/pub/ta"
+		unbound_conf = "$T/pub/unbound.conf"
 		timeout = $TIMEOUT_MS
 		max_waiting = 8
 		max_waiting_per_domain = 3
