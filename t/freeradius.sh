@@ -542,7 +542,7 @@ conf_check() {
 	rm -rf "$T/C-$1"
 	cp -r "$R" "$T/C-$1"
 	sed -i "s|$(printf '%s' "$T/raddb" | sed 's/[.[\*^$|]/\\&/g')|$T/C-$1|g; $2" "$T/C-$1/radiusd.conf"
-	"$FR_RADIUSD" -C -xl stdout -d "$T/C-$1" -n radiusd >"$T/C-$1.log" 2>&1
+	fr_radiusd -C -xl stdout -d "$T/C-$1" -n radiusd >"$T/C-$1.log" 2>&1
 }
 conf_bad() { # tag sed-expr expected-message
 	if conf_check "$1" "$2"; then
@@ -608,5 +608,5 @@ awk '/^\tdance \{/ {skip = 1} skip && /^\t\}/ {skip = 0; print "\t$INCLUDE dance
 	"$T/C-shipped/radiusd.conf" >"$T/C-shipped/r" && mv "$T/C-shipped/r" "$T/C-shipped/radiusd.conf"
 sed "s|/usr/share/dns/root.key|$T/pub/ta|" "$top/freeradius_module/raddb/mods-available/dance" >"$T/C-shipped/dance.conf"
 check "shipped mods-available/dance passes freeradius -C" \
-	"$FR_RADIUSD" -C -xl "$T/C-shipped.log" -d "$T/C-shipped" -n radiusd
+	fr_radiusd -C -xl "$T/C-shipped.log" -d "$T/C-shipped" -n radiusd
 finish

@@ -382,9 +382,21 @@ fr_runs_as_user() {
 }
 
 # fr_start DEBUGFLAGS: start freeradius (FRLOG, frpid); 0 when ready.
+# fr_radiusd ARGS: radiusd.  Its modules (copies in $T/lib) link
+# FreeRADIUS's libraries, which it looks for in $T/lib too: after it
+# became $FR_USER, the build's own library folder may be out of reach.
+# (Only radiusd: the clients are Debian's, with Debian's libraries.)
+fr_radiusd() {
+	LD_LIBRARY_PATH=$T/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+		"$FR_RADIUSD" "$@"
+}
+
 fr_start() {
 	FRLOG=$T/log/radius.log
-	"$FR_RADIUSD" -f $1 -l "$FRLOG" -d "$R" -n radiusd >"$T/freeradius.out" 2>&1 &
+	# as fr_radiusd, but $! must be radiusd itself
+	LD_LIBRARY_PATH=$T/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+		"$FR_RADIUSD" -f $1 -l "$FRLOG" -d "$R" -n radiusd \
+		>"$T/freeradius.out" 2>&1 &
 	frpid=$!
 	i=0
 	until grep -q "Ready to process requests" "$FRLOG" 2>/dev/null; do
