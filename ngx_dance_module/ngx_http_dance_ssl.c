@@ -118,7 +118,11 @@ ngx_http_dance_decide(ngx_http_dance_srv_conf_t *dscf, SSL *ssl,
 
     st = dance_conn_decide(ssl, NULL);
 
-    ngx_http_dance_timer_update(dscf->dmcf);
+    /* only a lookup the call started brings a new deadline */
+
+    if (st == DANCE_STATUS_PENDING) {
+        ngx_http_dance_timer_update(dscf->dmcf);
+    }
 
     hc = ngx_http_dance_conn(ssl, dscf);
     *hcp = hc;
@@ -242,9 +246,8 @@ ngx_http_dance_verify_callback(int ok, X509_STORE_CTX *xs)
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
                            "dance: resolving TLSA for \"%s\"",
                            dance_conn_name(dance_conn_get(ssl)));
+            ngx_http_dance_timer_update(dscf->dmcf);
         }
-
-        ngx_http_dance_timer_update(dscf->dmcf);
     }
 
     return state == DANCE_CONN_NONE ? 1 : ok;
