@@ -852,8 +852,8 @@ void *dance_conn_host_data(const struct dance_conn *c);
 void dance_conn_set_host_data(struct dance_conn *c, void *data);
 
 /*
- * Older interface, kept for hosts not ported yet; new code calls
- * dance_conn_decide().  dance_conn_resolve(): start (or join) the
+ * Older interface: no host uses it any more (the core's own tests still
+ * do, for the extension path); new code calls dance_conn_decide().  dance_conn_resolve(): start (or join) the
  * lookup for a PENDING connection.  dance_conn_verdict(): the verdict
  * after the handshake for a dane_clientid client as a dance_code
  * (DANCE_ERR_PROTOCOL for NONE, DANCE_ERR_DNS "lookup pending" while
