@@ -8,7 +8,10 @@ nginx nginx-dev libnginx-mod-stream curl perl
 freeradius freeradius-utils libfreeradius-dev libtalloc-dev libpcre3-dev
 eapoltest radsecproxy dpkg-dev
 iproute2 procps psmisc valgrind libfaketime
-php-fpm python3-h2"
+php-fpm python3-h2
+haproxy prometheus libidn2-dev nodejs"
+# npm: Debian's package, unless the machine's Node.js brings its own
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
@@ -35,13 +38,13 @@ $SUDO apt-get install -y -q --no-install-recommends $missing
 # Where a service still started (a machine whose own policy-rc.d allows
 # it), stop it: the tests start their own on loopback (knotd: t/idm.sh).
 if command -v service >/dev/null 2>&1; then
-	for s in nginx nsd unbound php8.2-fpm knot; do
+	for s in nginx nsd unbound php8.2-fpm knot haproxy prometheus; do
 		$SUDO service "$s" stop >/dev/null 2>&1 || true
 	done
 fi
 # Under systemd a unit may still be enabled for the next boot.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-	for s in nginx nsd unbound php8.2-fpm knot; do
+	for s in nginx nsd unbound php8.2-fpm knot haproxy prometheus; do
 		$SUDO systemctl disable --now "$s" >/dev/null 2>&1 || :
 	done
 fi
