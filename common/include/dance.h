@@ -501,6 +501,9 @@ void dance_resolver_cache_put(struct dance_resolver *r,
 struct dance_answer *dance_resolve_wait(struct dance_resolver *r,
 	const char *name);
 
+/* Duration buckets of the lookup histogram (dance_metrics_bucket_ms()). */
+#define DANCE_LOOKUP_BUCKETS 14
+
 struct dance_resolver_stats {
 	unsigned long lookups;		/* dance_resolver_lookup/wait calls */
 	unsigned long cache_hits;	/* the resolver's own cache */
@@ -511,6 +514,16 @@ struct dance_resolver_stats {
 	unsigned long timeouts;
 	unsigned long overload;
 	unsigned pending;		/* in-flight queries now */
+	/* For the metrics (dance_metrics_resolver_sync()): queries by
+	 * outcome (index: enum dance_dns_status) and by duration (index
+	 * i: at most the i-th bound of dance_metrics_bucket_ms(), the
+	 * last one longer), the cache, the timeout. */
+	unsigned long outcomes[DANCE_DNS_ERROR + 1];
+	unsigned long duration[DANCE_LOOKUP_BUCKETS + 1];
+	unsigned long duration_ms;	/* sum over the queries */
+	unsigned long cache_entries;	/* now */
+	unsigned long cache_evictions;
+	unsigned timeout_ms;
 };
 void dance_resolver_stats(struct dance_resolver *r,
 	struct dance_resolver_stats *st);
@@ -886,6 +899,132 @@ int dance_tls_client_attach(SSL_CTX *ctx, unsigned ext_type,
  */
 int dance_tls_client_set_name(SSL *ssl, const char *name,
 	struct dance_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Metrics                                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One set of counters for every host, defined once here and exported
+ * the way each host's operators expect (Prometheus text from nginx's
+ * dance_status and dance-server --metrics, an xlat in FreeRADIUS,
+ * DANCE_STATUS on hostapd's control interface).  Client names are never
+ * metrics (unbounded, personal data): they go to the log line
+ * (dance_conn_log_line()).
+ *
+ * A struct dance_metrics is flat, fixed-size memory without pointers,
+ * so a host may place it in shared memory (nginx: one per server in
+ * the shared zone, every worker adding to it).  Updates are relaxed
+ * atomic adds: cheap enough to leave on, safe across threads and
+ * processes.  Counters only grow; gauges (in flight, parked, cache
+ * entries, resolver up) go both ways.
+ *
+ * Fed by:
+ *   - the decision (dance_tls_server_set_metrics()): verdicts by
+ *     result, successes by usage, failures by reason, allow-list
+ *     refusals, cache requests (hit, negative hit, miss), clients
+ *     parked waiting for DNS, refusals at the waiting caps;
+ *   - the resolver's own counters (struct dance_resolver_stats), added
+ *     by dance_metrics_resolver_sync(): queries by outcome, lookups in
+ *     flight, coalesced requests, refusals at max_pending, cache
+ *     entries and evictions, the lookup-duration histogram.
+ */
+struct dance_metrics;
+
+/* Bytes a struct dance_metrics needs, for hosts placing it. */
+size_t dance_metrics_size(void);
+/* Zeroed metrics in mem (len >= dance_metrics_size(), aligned for
+ * uint64_t), or NULL when it does not fit.  Nothing to free. */
+struct dance_metrics *dance_metrics_init(void *mem, size_t len);
+/* Or allocated: NULL when out of memory. */
+struct dance_metrics *dance_metrics_new(void);
+void dance_metrics_free(struct dance_metrics *m);
+
+/* Count the decisions of s's connections into m (NULL: none); m must
+ * outlive s.  Set before the first handshake. */
+void dance_tls_server_set_metrics(struct dance_tls_server *s,
+	struct dance_metrics *m);
+
+/*
+ * Add what r counted since *last into m and keep the new figures in
+ * *last (start from a zeroed one; one per resolver and m).  r NULL:
+ * the resolver is gone (a worker exits): its gauges are taken back.
+ * Hosts call it before exporting (and nginx workers every second, as
+ * each has its own resolver).  Not for the same *last on two threads.
+ */
+void dance_metrics_resolver_sync(struct dance_metrics *m,
+	struct dance_resolver *r, struct dance_resolver_stats *last);
+
+/* dst += src, every counter and gauge (e.g. per-server sets summed). */
+void dance_metrics_add(struct dance_metrics *dst,
+	const struct dance_metrics *src);
+
+/* Upper bound in ms of duration bucket i (< DANCE_LOOKUP_BUCKETS). */
+unsigned dance_metrics_bucket_ms(unsigned i);
+
+/*
+ * One exported value.  Every exporter walks the same list, in the same
+ * order: for (i = 0; dance_metrics_sample(m, i, &s); i++).
+ */
+struct dance_metric_sample {
+	const char *family;	/* "dance_verdicts_total" */
+	const char *name;	/* the sample's name: family, or the
+				 * histogram's "..._bucket", "_sum", "_count" */
+	const char *help;
+	const char *type;	/* "counter", "gauge", "histogram" */
+	const char *label;	/* "result", "usage", "reason", "outcome",
+				 * "cap", "le", or NULL */
+	const char *label_value;
+	double value;
+	int first;		/* first sample of its family */
+	int per_server;		/* a decision figure (one per server);
+				 * 0: the process's resolver */
+};
+/* Sample i into *s; 0 past the last one. */
+int dance_metrics_sample(const struct dance_metrics *m, size_t i,
+	struct dance_metric_sample *s);
+
+/*
+ * The Prometheus text exposition format (version 0.0.4) of n metric
+ * sets into buf: "# HELP" and "# TYPE" once per family, the decision
+ * figures of set i with label server="<server[i]>" when server is not
+ * NULL (several servers), the resolver figures summed over the sets.
+ * Returns the length the whole text needs (without NUL), like
+ * snprintf: a result >= len means buf was too small (it is always
+ * NUL-terminated when len > 0).
+ */
+size_t dance_metrics_format_prometheus(const struct dance_metrics *const *m,
+	const char *const *server, size_t n, char *buf, size_t len);
+
+/* A short "key=value ..." summary of m on one line (FreeRADIUS's
+ * radius.log, hostapd's DANCE_STATUS): the same figures, same names
+ * without "dance_" and "_total".  Returns as snprintf. */
+size_t dance_metrics_format_line(const struct dance_metrics *m, char *buf,
+	size_t len);
+
+/* One value by sample name and label value (label_value NULL: the
+ * family's only or summed samples), e.g. ("dance_verdicts_total",
+ * "success"); 0 when unknown.  For hosts' per-counter lookups. */
+double dance_metrics_get(const struct dance_metrics *m, const char *name,
+	const char *label_value);
+
+/* The outcome word of a connection: "success", "refused" (FAILED,
+ * DANCE required), "unauthenticated" (FAILED, optional), "none", or
+ * "pending".  c may be NULL ("none"). */
+const char *dance_conn_outcome(const struct dance_conn *c);
+
+/*
+ * The log line of one decision, the same fields in the same order in
+ * every host, space-separated key=value:
+ *   dance: client=<addr> name=<name> outcome=<outcome> usage=<0-3>
+ *          lookup_ms=<ms> cached=<yes|no|->
+ * with "reason=<word>" instead of "usage=" when not authenticated;
+ * name escaped (dance_escape()), "-" when there is none; cached "-"
+ * when no lookup was made (refused before DNS).  client may be NULL
+ * ("-").  Returns buf.
+ */
+const char *dance_conn_log_line(const struct dance_conn *c,
+	const char *client, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

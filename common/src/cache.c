@@ -24,6 +24,7 @@ struct centry {
 
 struct dance_cache {
 	size_t max, count;
+	unsigned long evictions;	/* full: LRU entry dropped */
 	size_t nbuckets;		/* power of two */
 	struct centry **buckets;
 	struct centry *head, *tail;
@@ -180,6 +181,7 @@ dance_cache_put(struct dance_cache *c, struct dance_answer *a,
 		return 1;
 	}
 	if (c->count >= c->max) {
+		c->evictions++;
 		remove_entry(c, c->tail);
 		/* The chain may have changed: look the slot up again. */
 		(void)find(c, a->name, h, &p);
@@ -200,4 +202,10 @@ size_t
 dance_cache_count(const struct dance_cache *c)
 {
 	return c == NULL ? 0 : c->count;
+}
+
+unsigned long
+dance_cache_evictions(const struct dance_cache *c)
+{
+	return c == NULL ? 0 : c->evictions;
 }

@@ -40,4 +40,7 @@ int dance_cache_put(struct dance_cache *c, struct dance_answer *a,
 /* Entries currently held (expired ones included until touched). */
 size_t dance_cache_count(const struct dance_cache *c);
 
+/* Entries dropped because the cache was full. */
+unsigned long dance_cache_evictions(const struct dance_cache *c);
+
 #endif /* DANCE_CACHE_H */

@@ -31,6 +31,7 @@ conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 	/* An SSL freed mid-lookup: the callback must never run. */
 	if (c->pub.lookup != NULL)
 		dance_lookup_cancel(c->pub.lookup);
+	dance_mx_conn_free(c);
 	dance_budget_leave(c->pub.srv, c);
 	if (c->pub.answer != NULL)
 		dance_answer_unref(c->pub.answer);

@@ -26,7 +26,9 @@ budget_enter(struct dance_tls_server *srv, struct conn_priv *c)
 	char why[256];
 	int rc;
 
-	if ((rc = dance_budget_enter(srv, c, why, sizeof(why))) != DANCE_OK)
+	if ((rc = dance_budget_enter(srv, c, why, sizeof(why))) == DANCE_ERR_OVERLOAD)
+		dance_mx_cap_refusal(srv);
+	if (rc != DANCE_OK)
 		dance_conn_set(c, DANCE_CONN_FAILED, (enum dance_code)rc,
 			dance_reason_of_code((enum dance_code)rc), why);
 	return rc;
@@ -56,6 +58,7 @@ conn_lookup_done(void *arg, struct dance_answer *a)
 	struct dance_tls_server *srv = c->pub.srv;
 
 	c->pub.lookup = NULL;
+	dance_mx_wait_end(c);
 	dance_budget_leave(srv, c);
 	dance_answer_ref(a);
 	dance_conn_keep_answer(c, a);
@@ -79,6 +82,7 @@ conn_lookup(struct dance_tls_server *srv, struct conn_priv *c)
 
 	if ((a = dance_resolver_cached(srv->cfg.resolver, c->pub.name))
 	    != NULL) {
+		dance_mx_cache_hit(c, a);
 		dance_conn_keep_answer(c, a);
 		dance_conn_set(c, DANCE_CONN_ANSWERED, DANCE_OK,
 			DANCE_REASON_OK, "");
@@ -86,8 +90,10 @@ conn_lookup(struct dance_tls_server *srv, struct conn_priv *c)
 	}
 	if (budget_enter(srv, c) != DANCE_OK)
 		return;
+	dance_mx_wait_start(c);
 	if (srv->threaded) {
 		a = dance_resolve_wait(srv->cfg.resolver, c->pub.name);
+		dance_mx_wait_end(c);
 		dance_budget_leave(srv, c);
 		dance_conn_keep_answer(c, a);
 		dance_conn_set(c, DANCE_CONN_ANSWERED, DANCE_OK,
@@ -103,6 +109,7 @@ conn_lookup(struct dance_tls_server *srv, struct conn_priv *c)
 	if (done)
 		return;
 	if (l == NULL) {
+		dance_mx_wait_end(c);
 		dance_budget_leave(srv, c);
 		dance_conn_set(c, DANCE_CONN_FAILED, DANCE_ERR_DNS,
 			DANCE_REASON_DNS_ERROR, "TLSA lookup could not be "
@@ -116,6 +123,7 @@ int
 dance_conn_refuse(struct dance_tls_server *srv, struct conn_priv *c,
 	int *al)
 {
+	dance_mx_verdict(c);
 	if (srv != NULL && srv->cfg.on_refuse != NULL)
 		srv->cfg.on_refuse(c->ssl, &c->pub, srv->cfg.on_answer_arg);
 	if (al != NULL)
@@ -174,6 +182,7 @@ dance_decide_in_handshake(struct dance_tls_server *srv, struct conn_priv *c,
 				"dance_conn_decide)");
 			return 1;
 		}
+		dance_mx_cache_hit(c, a);
 		dance_conn_keep_answer(c, a);
 		dance_conn_set(c, DANCE_CONN_ANSWERED, DANCE_OK,
 			DANCE_REASON_OK, "");
@@ -450,6 +459,7 @@ dance_conn_decide(SSL *ssl, X509_STORE_CTX *xs)
 	default:
 		break;
 	}
+	dance_mx_verdict(c);
 	return dance_conn_status(&c->pub);
 }
 

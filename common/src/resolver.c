@@ -43,6 +43,7 @@
 
 #include "dance_int.h"
 #include "cache.h"
+#include "metrics_int.h"
 #include "resolver_backend.h"
 
 /* dance_resolve_wait() waits this much beyond the query deadline before
@@ -489,6 +490,8 @@ query_finish(struct dance_resolver *r, struct dance_query *q,
 	struct dance_lookup *ws;
 
 	/* Cached even without waiters: the work is done. */
+	dance_stats_note_answer(&r->st, a->status,
+		dance_now_ms() + r->timeout_ms - q->deadline);
 	cache_store(r, a);
 	if (r->tier.put != NULL && cacheable(a))
 		r->tier.put(r->tier.arg, a);
@@ -857,6 +860,9 @@ dance_resolver_stats(struct dance_resolver *r,
 	pthread_mutex_lock(&r->mu);
 	*st = r->st;
 	st->pending = r->pending;
+	st->cache_entries = dance_cache_count(r->cache);
+	st->cache_evictions = dance_cache_evictions(r->cache);
+	st->timeout_ms = r->timeout_ms;
 	pthread_mutex_unlock(&r->mu);
 }
 

@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "dance_int.h"
+#include "metrics_int.h"
 
 /* The connection state behind the accessors of dance.h (the "pub" part
  * of struct conn_priv). */
@@ -46,6 +47,7 @@ struct dance_tls_server {
 	unsigned waiting;
 	struct budget_slot *slots;
 	size_t nslots;
+	struct dance_metrics *metrics;		/* NULL: not counted */
 };
 
 /* Per-connection state; the public part comes first so that
@@ -62,6 +64,7 @@ struct conn_priv {
 	int sources_tried;		/* legacy sources judged (NONE) */
 	char *identity;			/* dance_conn_set_identity() */
 	char notes[256];		/* unusable TLSA records */
+	struct dance_conn_mx mx;	/* metrics, log line */
 };
 
 /* OpenSSL ex_data indexes, the only process-wide state. */
