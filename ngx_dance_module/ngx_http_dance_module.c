@@ -191,6 +191,13 @@ static ngx_command_t  ngx_http_dance_commands[] = {
       0,
       NULL },
 
+    { ngx_string("dance_status"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_dance_status,
+      0,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -704,6 +711,10 @@ ngx_http_dance_init(ngx_conf_t *cf)
         if (ngx_http_dance_init_server(cf, dmcf, cscfp[s], dscf) != NGX_OK) {
             return NGX_ERROR;
         }
+    }
+
+    if (ngx_http_dance_status_init(cf, dmcf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (dmcf->servers.nelts == 0) {

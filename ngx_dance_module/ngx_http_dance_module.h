@@ -11,6 +11,7 @@
  *                             resolver in nginx's event loop, the
  *                             connection's verdict
  *   ngx_http_dance_cache.c    the shared TLSA answer cache
+ *   ngx_http_dance_status.c   dance_status: the metrics, Prometheus text
  */
 
 
@@ -77,6 +78,8 @@ struct ngx_http_dance_main_conf_s {
     ngx_uint_t                   ext_type;
     ngx_shm_zone_t              *shm_zone;
     ngx_uint_t                   shm_set;         /* unsigned shm_set:1; */
+    ngx_uint_t                   status;          /* dance_status used */
+    ngx_shm_zone_t              *status_zone;     /* the metrics */
 
     ngx_array_t                  servers;   /* ngx_http_dance_srv_conf_t * */
     struct dance_resolver_cfg    resolver_cfg;
@@ -156,6 +159,19 @@ char *ngx_http_dance_worker_cache(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_dance_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_dance_cache_ttl(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+
+/* the metrics, ngx_http_dance_status.c */
+
+char *ngx_http_dance_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_dance_status_init(ngx_conf_t *cf,
+    ngx_http_dance_main_conf_t *dmcf);
+struct dance_metrics *ngx_http_dance_status_metrics(
+    ngx_http_dance_main_conf_t *dmcf, ngx_uint_t i);
+void ngx_http_dance_status_start(ngx_cycle_t *cycle,
+    ngx_http_dance_main_conf_t *dmcf);
+void ngx_http_dance_status_stop(ngx_http_dance_main_conf_t *dmcf);
+void ngx_http_dance_status_log(ngx_connection_t *c, struct dance_conn *dc);
 
 
 extern ngx_module_t  ngx_http_dance_module;

@@ -194,6 +194,8 @@ ngx_http_dance_log(ngx_http_dance_conn_t *hc, struct dance_conn *dc,
                       "dance: client \"%s\": unusable TLSA records: %s",
                       name, dance_conn_tlsa_notes(dc));
     }
+
+    ngx_http_dance_status_log(hc->connection, dc);
 }
 
 
@@ -338,6 +340,8 @@ ngx_http_dance_on_refuse(SSL *ssl, struct dance_conn *dc, void *arg)
                   "dance: client \"%s\" refused in handshake: %s",
                   dance_conn_name(dc)[0] ? dance_conn_name(dc) : "(no name)",
                   dance_conn_reason(dc));
+
+    ngx_http_dance_status_log(c, dc);
 }
 
 
@@ -759,6 +763,9 @@ ngx_http_dance_init_process(ngx_cycle_t *cycle)
             goto failed;
         }
 
+        dance_tls_server_set_metrics(dscf->tls,
+                                     ngx_http_dance_status_metrics(dmcf, i));
+
         if (dance_tls_server_attach(dscf->tls, dscf->ssl_ctx, 1, &err)
             != DANCE_OK)
         {
@@ -775,6 +782,8 @@ ngx_http_dance_init_process(ngx_cycle_t *cycle)
         dscf->info_callback = SSL_CTX_get_info_callback(dscf->ssl_ctx);
         SSL_CTX_set_info_callback(dscf->ssl_ctx, ngx_http_dance_info_callback);
     }
+
+    ngx_http_dance_status_start(cycle, dmcf);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, cycle->log, 0,
                    "dance: resolver fd:%d, %ui servers",
@@ -820,6 +829,8 @@ ngx_http_dance_exit_process(ngx_cycle_t *cycle)
         c->fd = (ngx_socket_t) -1;
         dmcf->connection = NULL;
     }
+
+    ngx_http_dance_status_stop(dmcf);
 
     dscfp = dmcf->servers.elts;
 

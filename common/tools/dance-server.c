@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +64,7 @@ struct srv_opts {
 	struct tool_resolver_opts ro;
 	const char *ca_file;
 	const char *stats_file;
+	const char *metrics;		/* --metrics ADDR:PORT */
 	int optional;
 	int legacy_san;
 	int once;
@@ -91,6 +93,7 @@ struct conn {
 	short want;		/* POLLIN / POLLOUT for the next SSL call */
 	long long deadline;	/* monotonic ms */
 	char peer[INET6_ADDRSTRLEN + 24];
+	char addr[INET6_ADDRSTRLEN];	/* the peer without port */
 	int answered;		/* a lookup callback has run */
 	const char *via;	/* how the verdict was reached, for the log */
 	/* Outcome, for the response and the log. */
@@ -120,6 +123,9 @@ struct server {
 	unsigned long accepted;
 	struct pollfd *pfd;
 	struct conn **pconn;	/* pfd index -> connection */
+	int mfd;			/* --metrics listener, -1 */
+	struct dance_metrics *metrics;
+	struct dance_resolver_stats mlast;	/* synced so far */
 };
 
 static void
@@ -160,6 +166,9 @@ usage(FILE *f)
 "  --conn-timeout MS  handshake / idle timeout per connection (default %d)\n"
 "  --once             exit after the first connection is finished\n"
 "  --stats-file FILE  write resolver statistics there at exit\n"
+"  --metrics ADDR:PORT  serve the metrics there in the Prometheus text\n"
+"                     format (plain HTTP, any path; loopback or a\n"
+"                     network you control: no access control)\n"
 "  --help             this text\n"
 "\n", MAX_CONNS_DEFAULT, CONN_TIMEOUT_DEFAULT);
 	tool_resolver_usage(f);
@@ -176,7 +185,9 @@ usage(FILE *f)
 "One log line per connection goes to stderr:\n"
 "  conn=N peer=ADDR:PORT name=NAME|- outcome=O usage=U|- via=V http=CODE\n"
 "  reason=R  (N counts accepted connections; lines come in completion\n"
-"  order)\n"
+"  order), and for each DANCE decision the line every host writes:\n"
+"  dance: client=ADDR name=NAME outcome=O usage=U|reason=R lookup_ms=MS\n"
+"  cached=yes|no|-\n"
 "  O: SUCCESS, FAILED (verdict after the handshake), NONE (no DANCE),\n"
 "     REFUSED (DANCE aborted the handshake: handshake_failure alert),\n"
 "     ERROR (other handshake or transport failure, timeout)\n"
@@ -235,6 +246,8 @@ parse_args(int argc, char **argv, struct srv_opts *o)
 			o->ca_file = v;
 		} else if (OPT("--stats-file")) {
 			o->stats_file = v;
+		} else if (OPT("--metrics")) {
+			o->metrics = v;
 		} else if (OPT("--allow")) {
 			if (r > 0 && o->n_allow >= ALLOW_MAX)
 				return die_usage("more than %s --allow "
@@ -281,7 +294,7 @@ parse_args(int argc, char **argv, struct srv_opts *o)
 
 /* Bound, listening, non-blocking socket for ADDR:PORT, or -1. */
 static int
-open_listener(const char *spec)
+open_listener(const char *opt, const char *spec)
 {
 	struct addrinfo hints, *res = NULL;
 	struct sockaddr_storage ss;
@@ -291,7 +304,7 @@ open_listener(const char *spec)
 
 	if (tool_split_hostport(spec, host, sizeof(host), port,
 	    sizeof(port)) != 0) {
-		fprintf(stderr, PROG ": --listen '%s': want ADDR:PORT\n",
+		fprintf(stderr, PROG ": %s '%s': want ADDR:PORT\n", opt,
 			spec);
 		return -1;
 	}
@@ -299,7 +312,7 @@ open_listener(const char *spec)
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-		fprintf(stderr, PROG ": --listen %s: %s\n", spec,
+		fprintf(stderr, PROG ": %s %s: %s\n", opt, spec,
 			gai_strerror(rc));
 		return -1;
 	}
@@ -309,7 +322,7 @@ open_listener(const char *spec)
 	    sizeof(one)) != 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0
 	    || listen(fd, 128) != 0 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
-		fprintf(stderr, PROG ": --listen %s: %s\n", spec,
+		fprintf(stderr, PROG ": %s %s: %s\n", opt, spec,
 			strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -319,8 +332,9 @@ open_listener(const char *spec)
 	freeaddrinfo(res);
 	if (getnameinfo((struct sockaddr *)&ss, sl, hb, sizeof(hb), pb,
 	    sizeof(pb), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-		fprintf(stderr, PROG ": listening on %s%s%s:%s\n",
-			ss.ss_family == AF_INET6 ? "[" : "", hb,
+		fprintf(stderr, PROG ": %s on %s%s%s:%s\n",
+			strcmp(opt, "--listen") == 0 ? "listening" :
+			"metrics", ss.ss_family == AF_INET6 ? "[" : "", hb,
 			ss.ss_family == AF_INET6 ? "]" : "", pb);
 	return fd;
 }
@@ -414,6 +428,7 @@ setup_tls(struct server *s)
 		fprintf(stderr, PROG ": %s\n", err.reason);
 		goto out;
 	}
+	dance_tls_server_set_metrics(s->tls, s->metrics);
 	rc = 0;
 out:
 	X509_free(leaf);
@@ -452,15 +467,22 @@ setup(struct server *s)
 		fprintf(stderr, PROG ": %s\n", err.reason);
 		return -1;
 	}
+	if ((s->metrics = dance_metrics_new()) == NULL) {
+		fprintf(stderr, PROG ": out of memory\n");
+		return -1;
+	}
 	if (setup_tls(s) != 0)
 		return -1;
-	s->pfd = calloc(s->o->max_conns + 2, sizeof(*s->pfd));
-	s->pconn = calloc(s->o->max_conns + 2, sizeof(*s->pconn));
+	s->pfd = calloc(s->o->max_conns + 3, sizeof(*s->pfd));
+	s->pconn = calloc(s->o->max_conns + 3, sizeof(*s->pconn));
 	if (s->pfd == NULL || s->pconn == NULL) {
 		fprintf(stderr, PROG ": out of memory\n");
 		return -1;
 	}
-	if ((s->lfd = open_listener(s->o->listen)) < 0)
+	if ((s->lfd = open_listener("--listen", s->o->listen)) < 0)
+		return -1;
+	if (s->o->metrics != NULL &&
+	    (s->mfd = open_listener("--metrics", s->o->metrics)) < 0)
 		return -1;
 	return 0;
 }
@@ -521,6 +543,19 @@ conn_log(struct conn *c)
 		c->outcome != NULL ? c->outcome : "ERROR", usage,
 		c->via != NULL ? c->via : "-", c->http_status,
 		reason[0] != '\0' ? reason : "-");
+}
+
+/* The core's line for a DANCE decision (same fields in every host). */
+static void
+decision_log(struct conn *c)
+{
+	const struct dance_conn *dc = dance_conn_get(c->ssl);
+	char line[600];
+
+	if (dc == NULL || dance_conn_status(dc) == DANCE_STATUS_PENDING)
+		return;
+	fprintf(stderr, PROG ": %s\n", dance_conn_log_line(dc, c->addr, line,
+		sizeof(line)));
 }
 
 static void
@@ -644,6 +679,7 @@ decided(struct conn *c, enum dance_status st)
 			"records: %s\n", c->id, c->name, notes);
 	if (dance_conn_source(dc) == DANCE_SRC_SAN)
 		c->via = "legacy-san";
+	decision_log(c);
 	conn_respond(c);
 }
 
@@ -698,8 +734,10 @@ handshake_failed(struct conn *c, int ret)
 	/* REFUSED: DANCE turned the client down (the glue sent the
 	 * alert); anything else is a failed handshake, ERROR. */
 	if (dance_conn_status(dc) == DANCE_STATUS_FAILED &&
-	    dance_conn_reason(dc)[0] != '\0')
+	    dance_conn_reason(dc)[0] != '\0') {
 		conn_fail(c, "REFUSED", "%s", dance_conn_reason(dc));
+		decision_log(c);
+	}
 	else if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
 		conn_fail(c, "ERROR", "handshake: %s", errno == 0 ?
 			"connection closed by client" : strerror(errno));
@@ -892,10 +930,12 @@ accept_new(struct server *s)
 		if (getnameinfo((struct sockaddr *)&ss, sl, hb, sizeof(hb),
 		    pb, sizeof(pb), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
 			(void)snprintf(c->peer, sizeof(c->peer), "?");
-		else
+		else {
 			(void)snprintf(c->peer, sizeof(c->peer), "%s%s%s:%s",
 				ss.ss_family == AF_INET6 ? "[" : "", hb,
 				ss.ss_family == AF_INET6 ? "]" : "", pb);
+			(void)snprintf(c->addr, sizeof(c->addr), "%s", hb);
+		}
 		c->srv = s;
 		c->fd = fd;
 		c->usage = -1;
@@ -911,6 +951,103 @@ accept_new(struct server *s)
 		c->id = ++s->accepted;
 		/* ClientHello is usually already there. */
 		conn_step(c);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Metrics endpoint                                                    */
+/* ------------------------------------------------------------------ */
+
+/* The exposition text, allocated; NULL when out of memory. */
+static char *
+metrics_text(struct server *s, size_t *len)
+{
+	const struct dance_metrics *m = s->metrics;
+	char *buf;
+
+	dance_metrics_resolver_sync(s->metrics, s->resolver, &s->mlast);
+	*len = dance_metrics_format_prometheus(&m, NULL, 1, NULL, 0);
+	if ((buf = malloc(*len + 1)) != NULL)
+		(void)dance_metrics_format_prometheus(&m, NULL, 1, buf,
+			*len + 1);
+	return buf;
+}
+
+static void
+write_all(int fd, const char *p, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0 && (n = write(fd, p, len)) > 0) {
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/*
+ * One scrape: read the request head, answer, close.  Blocking with
+ * short socket timeouts (a scraper sends its request at once): the
+ * loop is held at most METRICS_IO_MS per read and write, by a client
+ * of an address the operator chose (loopback, a private network).
+ */
+#define METRICS_IO_MS 500
+static void
+metrics_serve(struct server *s, int fd)
+{
+	struct timeval tv = { 0, METRICS_IO_MS * 1000 };
+	char req[4096], head[256], *body = NULL;
+	size_t got = 0, len = 0;
+	ssize_t n;
+	int hn;
+
+	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	while (got < sizeof(req) - 1 &&
+	    (n = read(fd, req + got, sizeof(req) - 1 - got)) > 0) {
+		got += (size_t)n;
+		req[got] = '\0';
+		if (strstr(req, "\r\n\r\n") != NULL ||
+		    strstr(req, "\n\n") != NULL)
+			break;
+	}
+	req[got] = '\0';
+	if (strncmp(req, "GET ", 4) != 0 && strncmp(req, "HEAD ", 5) != 0) {
+		hn = snprintf(head, sizeof(head), "HTTP/1.0 405 Method Not "
+			"Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\n"
+			"Connection: close\r\n\r\n");
+	} else if ((body = metrics_text(s, &len)) == NULL) {
+		hn = snprintf(head, sizeof(head), "HTTP/1.0 500 Internal "
+			"Server Error\r\nContent-Length: 0\r\n"
+			"Connection: close\r\n\r\n");
+	} else {
+		hn = snprintf(head, sizeof(head), "HTTP/1.0 200 OK\r\n"
+			"Content-Type: text/plain; version=0.0.4; "
+			"charset=utf-8\r\nContent-Length: %zu\r\n"
+			"Connection: close\r\n\r\n", len);
+		if (req[0] == 'H')
+			len = 0;
+	}
+	if (hn > 0 && (size_t)hn < sizeof(head))
+		write_all(fd, head, (size_t)hn);
+	if (body != NULL)
+		write_all(fd, body, len);
+	free(body);
+	(void)shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+static void
+metrics_accept(struct server *s)
+{
+	int fd, i;
+
+	/* bounded per wake-up, like the TLS listener's work */
+	for (i = 0; i < 8; i++) {
+		fd = accept4(s->mfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		metrics_serve(s, fd);
 	}
 }
 
@@ -947,6 +1084,11 @@ build_pollset(struct server *s, int *timeout, int *ires)
 	s->pfd[n].events = POLLIN;
 	s->pconn[n] = NULL;
 	*ires = (int)n++;
+	if (s->mfd >= 0) {
+		s->pfd[n].fd = s->mfd;
+		s->pfd[n].events = POLLIN;
+		s->pconn[n++] = NULL;
+	}
 	for (c = s->conns; c != NULL; c = c->next) {
 		if (next < 0 || c->deadline < next)
 			next = c->deadline;
@@ -995,6 +1137,8 @@ run(struct server *s, const sigset_t *waitmask)
 		}
 		if (s->pfd[0].fd == s->lfd && (s->pfd[0].revents & POLLIN))
 			accept_new(s);
+		if (s->mfd >= 0 && (s->pfd[ires + 1].revents & POLLIN))
+			metrics_accept(s);
 		for (c = s->conns; c != NULL; c = next) {
 			next = c->next;
 			if (c->phase == PH_WAIT && c->answered)
@@ -1018,6 +1162,8 @@ cleanup(struct server *s)
 	write_stats(s);
 	if (s->lfd >= 0)
 		close(s->lfd);
+	if (s->mfd >= 0)
+		close(s->mfd);
 	SSL_CTX_free(s->ctx);
 	dance_tls_server_free(s->tls);
 	dance_matcher_free(s->matcher);
@@ -1025,6 +1171,7 @@ cleanup(struct server *s)
 	dance_policy_free(s->policy);
 	free(s->pfd);
 	free(s->pconn);
+	dance_metrics_free(s->metrics);
 }
 
 int
@@ -1046,6 +1193,7 @@ main(int argc, char **argv)
 	memset(&s, 0, sizeof(s));
 	s.o = &o;
 	s.lfd = -1;
+	s.mfd = -1;
 	signal(SIGPIPE, SIG_IGN);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
