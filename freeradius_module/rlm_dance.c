@@ -145,6 +145,7 @@ typedef struct rlm_dance_t {
 	char const	*eap_module;
 	char const	*eap_tls_config;	/* first of possibly many */
 	bool		radsec;
+	uint32_t	stats_interval;		/* s, 0: no summary line */
 
 	/* Runtime */
 	struct dance_policy	*policy;
@@ -153,6 +154,7 @@ typedef struct rlm_dance_t {
 	struct dance_tls_server	*server;
 	struct dance_tls_server_cfg server_cfg;	/* name sources, caps */
 	int			attached;	/* SSL_CTXs we hooked */
+	struct rlm_dance_stats_s *stats;	/* the metrics (rlm_dance_stats_*) */
 } rlm_dance_t;
 
 static const CONF_PARSER module_config[] = {
@@ -179,6 +181,7 @@ static const CONF_PARSER module_config[] = {
 	{ "eap_module", FR_CONF_OFFSET(PW_TYPE_STRING, rlm_dance_t, eap_module), "eap" },
 	{ "eap_tls_config", FR_CONF_OFFSET(PW_TYPE_STRING | PW_TYPE_MULTI, rlm_dance_t, eap_tls_config), "tls-common" },
 	{ "radsec", FR_CONF_OFFSET(PW_TYPE_BOOLEAN, rlm_dance_t, radsec), "no" },
+	{ "stats_interval", FR_CONF_OFFSET(PW_TYPE_INTEGER, rlm_dance_t, stats_interval), "0" },
 	CONF_PARSER_TERMINATOR
 };
 
@@ -201,6 +204,10 @@ typedef struct {
 	int			(*orig_cb)(int, X509_STORE_CTX *);
 	rlm_dance_verdict_t	verdict;
 } rlm_dance_verify_t;
+
+static void rlm_dance_stats_log_decision(rlm_dance_verify_t *v, struct dance_conn const *c);
+static int rlm_dance_stats_init(rlm_dance_t *inst, CONF_SECTION *conf);
+static void rlm_dance_stats_free(rlm_dance_t *inst);
 
 /* The one process-wide item: OpenSSL ex_data index (OpenSSL's design). */
 static pthread_once_t rlm_dance_index_once = PTHREAD_ONCE_INIT;
@@ -424,6 +431,7 @@ static void rlm_dance_judge(rlm_dance_verify_t *v, X509_STORE_CTX *xs)
 		v->verdict = RLM_DANCE_V_FAIL;
 		break;
 	}
+	rlm_dance_stats_log_decision(v, c);
 }
 
 /*
@@ -786,6 +794,157 @@ static int rlm_dance_attach_client_tls(rlm_dance_t *inst, CONF_SECTION *conf)
 }
 
 /* ------------------------------------------------------------------ */
+/* Metrics: %{dance:stats}, %{dance:<figure>}, the summary line         */
+/* ------------------------------------------------------------------ */
+
+/*
+ *	The core's metric set (dance.h, "Metrics"): the same figures as
+ *	nginx's dance_status and dance-server --metrics, on one line of
+ *	key=value words (dance_metrics_format_line()).  %{dance:stats} is
+ *	that line, %{dance:<key>} one figure of it, e.g.
+ *	%{dance:verdicts_success} or %{dance:failures_timeout}, for a status
+ *	virtual server.  With stats_interval > 0 the line also goes to
+ *	radius.log every stats_interval seconds.
+ */
+typedef struct rlm_dance_stats_s {
+	struct dance_metrics		*metrics;
+	struct dance_resolver_stats	last;	/* the resolver's, added so far */
+	pthread_mutex_t			mu;	/* last, and the summary thread */
+	pthread_cond_t			cv;
+	pthread_t			thread;
+	bool				running;
+	bool				stop;
+} rlm_dance_stats_t;
+
+/* The summary line, the resolver's latest figures added. */
+static void rlm_dance_stats_line(rlm_dance_t *inst, char *buf, size_t len)
+{
+	rlm_dance_stats_t *st = inst->stats;
+
+	pthread_mutex_lock(&st->mu);
+	dance_metrics_resolver_sync(st->metrics, inst->resolver, &st->last);
+	pthread_mutex_unlock(&st->mu);
+	(void)dance_metrics_format_line(st->metrics, buf, len);
+}
+
+static ssize_t rlm_dance_stats_xlat(void *instance, UNUSED REQUEST *request, char const *fmt,
+				    char *out, size_t outlen)
+{
+	rlm_dance_t	*inst = instance;
+	char		line[4096], key[128];
+	char const	*p;
+	size_t		klen;
+
+	rlm_dance_stats_line(inst, line, sizeof(line));
+	while (isspace((uint8_t)*fmt)) fmt++;
+	if (strcmp(fmt, "stats") == 0) return strlcpy(out, line, outlen) >= outlen ? -1 : (ssize_t)strlen(out);
+
+	klen = snprintf(key, sizeof(key), "%s=", fmt);
+	if (klen >= sizeof(key) || strchr(fmt, ' ')) goto unknown;
+	for (p = line; (p = strstr(p, key)) != NULL; p += klen) {
+		if ((p == line) || (p[-1] == ' ')) {
+			size_t n = strcspn(p + klen, " ");
+
+			if (n >= outlen) return -1;
+			memcpy(out, p + klen, n);
+			out[n] = '\0';
+			return n;
+		}
+	}
+unknown:
+	REDEBUG("%s: unknown figure \"%s\" (use stats, or a key of %%{%s:stats})", inst->xlat_name, fmt,
+		inst->xlat_name);
+	*out = '\0';
+	return -1;
+}
+
+static void *rlm_dance_stats_thread(void *arg)
+{
+	rlm_dance_t		*inst = arg;
+	rlm_dance_stats_t	*st = inst->stats;
+	struct timespec		ts;
+	char			line[4096];
+	int			rc;
+
+	pthread_mutex_lock(&st->mu);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	while (!st->stop) {
+		ts.tv_sec += inst->stats_interval;
+		do {
+			rc = pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+		} while (!st->stop && (rc != ETIMEDOUT));
+		if (st->stop) break;
+		pthread_mutex_unlock(&st->mu);
+		rlm_dance_stats_line(inst, line, sizeof(line));
+		INFO("rlm_dance (%s): stats %s", inst->xlat_name, line);
+		pthread_mutex_lock(&st->mu);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return NULL;
+}
+
+static int rlm_dance_stats_init(rlm_dance_t *inst, CONF_SECTION *conf)
+{
+	rlm_dance_stats_t *st;
+
+	st = talloc_zero(inst, rlm_dance_stats_t);
+	if (!st || !(st->metrics = dance_metrics_new())) {
+		cf_log_err_cs(conf, "rlm_dance: out of memory");
+		return -1;
+	}
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	inst->stats = st;
+	dance_tls_server_set_metrics(inst->server, st->metrics);
+	if (inst->stats_interval == 0) return 0;
+	if (pthread_create(&st->thread, NULL, rlm_dance_stats_thread, inst) != 0) {
+		cf_log_err_cs(conf, "rlm_dance: cannot start the stats_interval thread");
+		return -1;
+	}
+	st->running = true;
+	return 0;
+}
+
+static void rlm_dance_stats_free(rlm_dance_t *inst)
+{
+	rlm_dance_stats_t *st = inst->stats;
+
+	if (!st) return;
+	if (st->running) {
+		pthread_mutex_lock(&st->mu);
+		st->stop = true;
+		pthread_cond_signal(&st->cv);
+		pthread_mutex_unlock(&st->mu);
+		pthread_join(st->thread, NULL);
+	}
+	dance_metrics_free(st->metrics);
+	inst->stats = NULL;
+}
+
+/*
+ *	The core's line for a DANE decision (same fields as in every host).
+ *	The client is the supplicant's Calling-Station-Id for EAP, else the
+ *	packet's source address (RADIUS/TLS).
+ */
+static void rlm_dance_stats_log_decision(rlm_dance_verify_t *v, struct dance_conn const *c)
+{
+	char		client[128], line[600];
+	VALUE_PAIR	*vp;
+
+	client[0] = '\0';
+	if (v->request && v->request->packet) {
+		vp = fr_pair_find_by_num(v->request->packet->vps, PW_CALLING_STATION_ID, 0, TAG_ANY);
+		if (vp && (vp->vp_length > 0)) {
+			(void)dance_escape(vp->vp_strvalue, vp->vp_length, client, sizeof(client));
+		} else {
+			(void)inet_ntop(v->request->packet->src_ipaddr.af,
+					&v->request->packet->src_ipaddr.ipaddr, client, sizeof(client));
+		}
+	}
+	INFO("rlm_dance: %s", dance_conn_log_line(c, client, line, sizeof(line)));
+}
+
+/* ------------------------------------------------------------------ */
 /* Module interface                                                    */
 /* ------------------------------------------------------------------ */
 
@@ -797,6 +956,7 @@ static int mod_bootstrap(CONF_SECTION *conf, void *instance)
 
 	inst->xlat_name = cf_section_name2(conf);
 	if (!inst->xlat_name) inst->xlat_name = cf_section_name1(conf);
+	xlat_register(inst->xlat_name, rlm_dance_stats_xlat, NULL, inst);
 
 	memset(&flags, 0, sizeof(flags));
 	for (i = 0; rlm_dance_attrs[i].name; i++) {
@@ -979,6 +1139,7 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 		return -1;
 	}
 
+	if (rlm_dance_stats_init(inst, conf) < 0) return -1;
 	if (rlm_dance_attach_eap(inst, conf) < 0) return -1;
 	if (inst->radsec && (rlm_dance_attach_radsec(inst, conf) < 0)) return -1;
 	if (inst->radsec && (rlm_dance_attach_client_tls(inst, conf) < 0)) return -1;
@@ -999,6 +1160,7 @@ static int mod_detach(void *instance)
 	 *	at exit, after the TLS configurations.
 	 */
 	if (inst->server) dance_tls_server_free(inst->server);
+	rlm_dance_stats_free(inst);
 	if (inst->matcher) dance_matcher_free(inst->matcher);
 	if (inst->resolver) dance_resolver_free(inst->resolver);
 	if (inst->policy) dance_policy_free(inst->policy);

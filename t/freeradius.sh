@@ -609,4 +609,76 @@ awk '/^\tdance \{/ {skip = 1} skip && /^\t\}/ {skip = 0; print "\t$INCLUDE dance
 sed "s|/usr/share/dns/root.key|$T/pub/ta|" "$top/freeradius_module/raddb/mods-available/dance" >"$T/C-shipped/dance.conf"
 check "shipped mods-available/dance passes freeradius -C" \
 	fr_radiusd -C -xl "$T/C-shipped.log" -d "$T/C-shipped" -n radiusd
+
+# ------------------------------------------------------------------
+# Metrics: %{dance:stats} and %{dance:<figure>} from a status virtual
+# server, the stats_interval summary line, one log line per decision,
+# all against driven traffic (2 authenticated, a TLSA mismatch, a
+# timeout, a name outside the allow-list).
+# ------------------------------------------------------------------
+metrics_block() {
+	STATS_PORT=$(free_port)
+	R=$T/raddb-stats
+	rm -rf "$R"
+	cp -r "$R0" "$R"
+	sed -i "s|$R0|$R|g; s|radsec = yes|radsec = yes\n\t\tstats_interval = 1|" "$R/radiusd.conf"
+	cat >>"$R/radiusd.conf" <<EOF
+server dance_stats {
+	listen {
+		type = auth
+		ipaddr = 127.0.0.1
+		port = $STATS_PORT
+	}
+	authorize {
+		update control {
+			Auth-Type := Accept
+		}
+		update reply {
+			Reply-Message := "%{dance:stats}"
+			Reply-Message += "ok=%{dance:verdicts_success} refused=%{dance:verdicts_refused} timeout=%{dance:failures_timeout}"
+		}
+	}
+	authenticate {
+	}
+}
+EOF
+	if ! fr_start -xx; then
+		ok 1 "freeradius starts with stats_interval and a status server"
+		R=$R0
+		return
+	fi
+	pids="$pids $frpid"
+	m0=$(wc -l <"$FRLOG")	# (reject() sets mark)
+	accept m-ee311 "$C/ee311.crt" "$C/ee311.key" anonymous "dance=ee311.clients.test status=Authenticated"
+	accept m-ee312 "$C/ee312.crt" "$C/ee312.key" anonymous "dance=ee312.clients.test status=Authenticated"
+	reject m-wrong-key "$K/wrongkey.crt" "$C/other.key" anonymous "client ee311.clients.test rejected: TLSA does not match"
+	reject m-timeout "$K/ee311-nosan.crt" "$C/ee311.key" t9.slow.clients.test "rejected: TLSA lookup timeout"
+	reject m-not-allowed "$K/ee311-nosan.crt" "$C/ee311.key" ee311.notallowed.test "not a DANE client"
+	echo 'User-Name = "status"' | radclient -r 2 -t 5 -x "127.0.0.1:$STATS_PORT" auth testing123 \
+		>"$T/radclient-stats.log" 2>&1
+	check "%{dance:verdicts_success} etc. in a status server" \
+		grep -q 'Reply-Message = "ok=2 refused=2 timeout=1"' "$T/radclient-stats.log"
+	check "%{dance:stats} in a status server" \
+		grep -q 'Reply-Message = "verdicts_success=2 verdicts_refused=2 verdicts_unauthenticated=0 verdicts_none=1 ' \
+		"$T/radclient-stats.log"
+	sleep 1.5
+	tail -n +"$((m0 + 1))" "$FRLOG" >"$T/radius-stats.log"
+	line=$(grep "rlm_dance (dance): stats " "$T/radius-stats.log" | tail -n 1)
+	check "stats_interval = 1: the summary line in radius.log" test -n "$line"
+	for w in verdicts_success=2 verdicts_refused=2 verdicts_none=1 successes_3=2 failures_nomatch=1 \
+		failures_timeout=1 allowlist_refusals=1 queries_timeout=1 parked_clients=0 up=1; do
+		check "summary line: $w" sh -c "echo '$line' | grep -q ' $w\( \|\$\)'"
+	done
+	check "one log line per decision (5)" \
+		test "$(grep -c 'rlm_dance: dance: client=.* name=.* outcome=' "$T/radius-stats.log")" = 5
+	check "the decision line of a timeout" \
+		grep -q "dance: client=.* name=t9.slow.clients.test outcome=refused reason=timeout lookup_ms=[0-9]* cached=no" \
+		"$T/radius-stats.log"
+	kill -TERM "$frpid"
+	wait "$frpid"
+	pids=""
+	R=$R0
+}
+metrics_block
+
 finish

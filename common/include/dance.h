@@ -1009,8 +1009,9 @@ double dance_metrics_get(const struct dance_metrics *m, const char *name,
 	const char *label_value);
 
 /* The outcome word of a connection: "success", "refused" (FAILED,
- * DANCE required), "unauthenticated" (FAILED, optional), "none", or
- * "pending".  c may be NULL ("none"). */
+ * with cfg required, or defer_refuse: the host refuses it),
+ * "unauthenticated" (FAILED, optional), "none", or "pending".  c may
+ * be NULL ("none"). */
 const char *dance_conn_outcome(const struct dance_conn *c);
 
 /*

@@ -287,8 +287,10 @@ verdict_of(const struct dance_conn *c)
 	case DANCE_STATUS_SUCCESS:
 		return V_SUCCESS;
 	case DANCE_STATUS_FAILED:
-		return c->srv != NULL && c->srv->cfg.required ? V_REFUSED :
-			V_UNAUTH;
+		/* refused: DANCE required, or the host refuses every FAILED
+		 * client itself (defer_refuse, FreeRADIUS) */
+		return c->srv != NULL && (c->srv->cfg.required ||
+			c->srv->cfg.defer_refuse) ? V_REFUSED : V_UNAUTH;
 	case DANCE_STATUS_NONE:
 		return V_NONE;
 	case DANCE_STATUS_PENDING:
@@ -369,7 +371,7 @@ static const struct family {
 	  S_QUERY, "outcome", NULL, O_N, ~0u },
 	{ "dance_request_list_current", "TLSA lookups in flight now.",
 	  K_GAUGE, 0, S_INFLIGHT, NULL, NULL, 1, ~0u },
-	{ "dance_cache_count", "Answers in the resolvers' caches now.",
+	{ "dance_cache_entries", "Answers in the resolvers' caches now.",
 	  K_GAUGE, 0, S_ENTRIES, NULL, NULL, 1, ~0u },
 	{ "dance_cache_evictions_total", "Answers evicted from a full "
 	  "cache before they expired.", K_COUNTER, 0, S_EVICT, NULL, NULL,

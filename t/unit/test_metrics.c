@@ -155,7 +155,7 @@ test_metrics_decisions(void **state)
 	/* the resolver's side: its cache, up, no queries */
 	dance_metrics_resolver_sync(m, w.res, &last);
 	assert_true(mget(m, "dance_up", NULL) == 1);
-	assert_true(mget(m, "dance_cache_count", NULL) == 2);
+	assert_true(mget(m, "dance_cache_entries", NULL) == 2);
 	assert_true(mget(m, "dance_queries_total", NULL) == 0);
 	/* the histogram ends at the timeout (500 ms), then +Inf */
 	assert_true(mget(m, "dance_response_time_seconds_bucket", "0.5")
@@ -183,7 +183,7 @@ test_metrics_decisions(void **state)
 	/* the resolver goes: its gauges go, counters stay */
 	dance_metrics_resolver_sync(m, NULL, &last);
 	assert_true(mget(m, "dance_up", NULL) == 0);
-	assert_true(mget(m, "dance_cache_count", NULL) == 0);
+	assert_true(mget(m, "dance_cache_entries", NULL) == 0);
 	assert_true(mget(m, "dance_verdicts_total", "refused") == 3);
 	world_free(&w);
 	dance_metrics_free(m);
