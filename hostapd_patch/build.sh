@@ -182,7 +182,7 @@ if [ -x "$bin/hostapd" ] && [ -x "$bin/eapol_test" ] &&
 fi
 rm -f "$work/stamp"
 # a failed build leaves no stale binary behind for the tests
-rm -f "$bin/hostapd" "$bin/eapol_test" "$bin/wpa_supplicant"
+rm -f "$bin/hostapd" "$bin/hostapd_cli" "$bin/eapol_test" "$bin/wpa_supplicant"
 
 # Fresh copy + series.  dpkg-source already applied Debian's own patches.
 # --fuzz=0: a hunk that only applies with fuzz is a patch to refresh.
@@ -227,12 +227,12 @@ dance_cfg "$here/wpa_supplicant.config" >"$src/wpa_supplicant/.config"
 
 log=$work/build.log
 : >"$log"
-(cd "$src/hostapd" && make -j"$jobs" V=1 hostapd) >>"$log" 2>&1 ||
+(cd "$src/hostapd" && make -j"$jobs" V=1 hostapd hostapd_cli) >>"$log" 2>&1 ||
 	{ tail -n 40 "$log"; die "hostapd build failed (log: $log)"; }
 (cd "$src/wpa_supplicant" && make -j"$jobs" V=1 eapol_test wpa_supplicant) \
 	>>"$log" 2>&1 ||
 	{ tail -n 40 "$log"; die "eapol_test build failed (log: $log)"; }
-cp "$src/hostapd/hostapd" "$src/wpa_supplicant/eapol_test" \
+cp "$src/hostapd/hostapd" "$src/hostapd/hostapd_cli" "$src/wpa_supplicant/eapol_test" \
 	"$src/wpa_supplicant/wpa_supplicant" "$bin/"
 echo "$stamp" >"$work/stamp"
 echo "built hostapd, eapol_test and wpa_supplicant in $bin"

@@ -771,6 +771,37 @@ done
 refused_log "$T/e4-600.conf" "allow-600:1: line longer than 511 octets" \
 	"dance_allow_file: a 600-octet line is refused"
 
+# --- M: DANCE_STATUS (hostapd_cli dance_status) against driven traffic ------
+# 2 authenticated (one from the cache), a wrong key, a name outside the
+# allow-list, a timeout; the counters and one log line per decision.
+HAPD_CLI=$(dirname "$HAPD")/hostapd_cli
+if [ ! -x "$HAPD_CLI" ]; then
+	not_ok "hostapd_cli built next to hostapd ($HAPD_CLI)"
+elif ! start_dance m 18131 "dance_timeout=1000
+ctrl_interface=$T/ctrl"; then
+	not_ok "hostapd with dance=1 and ctrl_interface starts" "$T/m.hostapd.log"
+else
+	expect_auth success "M: DANE-EE" m-ee311 "$C/ee311.crt" "$C/ee311.key" ee311.clients.test
+	expect_auth success "M: DANE-EE again (cache)" m-ee311b "$C/ee311.crt" "$C/ee311.key" ee311.clients.test
+	expect_auth failure "M: wrong key" m-other "$C/other.crt" "$C/other.key" ee311.clients.test
+	expect_auth failure "M: outside the allow-list" m-denied "$C/ee311.crt" "$C/ee311.key" denied.clients.test
+	expect_auth failure "M: timeout" m-slow "$C/ee311.crt" "$C/ee311.key" t7.slow.clients.test
+	"$HAPD_CLI" -p "$T/ctrl" -i dance-m dance_status >"$T/m.status" 2>&1
+	ok $? "hostapd_cli dance_status answers" "$(cat "$T/m.status")"
+	for w in verdicts_success=2 verdicts_refused=3 verdicts_unauthenticated=0 successes_3=2 \
+		failures_nomatch=1 failures_not-allowed=1 failures_timeout=1 allowlist_refusals=1 \
+		cache_requests_hit=2 cache_requests_miss=2 queries_secure=1 queries_timeout=1 parked_clients=0 up=1; do
+		grep -qx -- "$w" "$T/m.status" && ok 0 "DANCE_STATUS: $w" ||
+			not_ok "DANCE_STATUS: $w" "$T/m.status"
+	done
+	n=$(grep -a -c "DANCE: dance: client=[0-9a-f:]* name=" "$HLOG")
+	[ "$n" = 5 ] && ok 0 "one log line per decision (5)" ||
+		not_ok "one log line per decision (5, got $n)" "$HLOG"
+	expect_log "DANCE: dance: client=[0-9a-f:]* name=t7.slow.clients.test outcome=refused reason=timeout lookup_ms=[0-9]* cached=no" \
+		"the decision line of a timeout"
+	stop_hostapd
+fi
+
 # DANCE_KEEP=1 keeps the logs and configs
 if [ "$T_FAIL" -eq 0 ] && [ -z "${DANCE_KEEP:-}" ]; then
 	KEEP=0

@@ -945,6 +945,11 @@ void dance_metrics_free(struct dance_metrics *m);
 void dance_tls_server_set_metrics(struct dance_tls_server *s,
 	struct dance_metrics *m);
 
+/* For the outcome word only (metrics, log line): the host refuses every
+ * FAILED client even though cfg.required is 0, because it judges in its
+ * own path (hostapd's EAP method).  Default 0. */
+void dance_tls_server_set_refuse_failed(struct dance_tls_server *s, int on);
+
 /*
  * Add what r counted since *last into m and keep the new figures in
  * *last (start from a zeroed one; one per resolver and m).  r NULL:
@@ -1008,8 +1013,9 @@ size_t dance_metrics_format_line(const struct dance_metrics *m, char *buf,
 double dance_metrics_get(const struct dance_metrics *m, const char *name,
 	const char *label_value);
 
-/* The outcome word of a connection: "success", "refused" (FAILED,
- * with cfg required, or defer_refuse: the host refuses it),
+/* The outcome word of a connection: "success", "refused" (FAILED, and
+ * the glue ended the handshake, or cfg required, defer_refuse or
+ * dance_tls_server_set_refuse_failed(): the host refuses it),
  * "unauthenticated" (FAILED, optional), "none", or "pending".  c may
  * be NULL ("none"). */
 const char *dance_conn_outcome(const struct dance_conn *c);

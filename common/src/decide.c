@@ -123,7 +123,7 @@ int
 dance_conn_refuse(struct dance_tls_server *srv, struct conn_priv *c,
 	int *al)
 {
-	dance_mx_verdict(c);
+	dance_mx_refused(c);
 	if (srv != NULL && srv->cfg.on_refuse != NULL)
 		srv->cfg.on_refuse(c->ssl, &c->pub, srv->cfg.on_answer_arg);
 	if (al != NULL)

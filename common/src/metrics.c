@@ -238,6 +238,13 @@ dance_tls_server_set_metrics(struct dance_tls_server *s,
 		s->metrics = m;
 }
 
+void
+dance_tls_server_set_refuse_failed(struct dance_tls_server *s, int on)
+{
+	if (s != NULL)
+		s->refuse_failed = on != 0;
+}
+
 static struct dance_metrics *
 metrics_of(const struct conn_priv *c)
 {
@@ -287,10 +294,14 @@ verdict_of(const struct dance_conn *c)
 	case DANCE_STATUS_SUCCESS:
 		return V_SUCCESS;
 	case DANCE_STATUS_FAILED:
-		/* refused: DANCE required, or the host refuses every FAILED
-		 * client itself (defer_refuse, FreeRADIUS) */
-		return c->srv != NULL && (c->srv->cfg.required ||
-			c->srv->cfg.defer_refuse) ? V_REFUSED : V_UNAUTH;
+		/* refused: the handshake was ended, DANCE is required, or
+		 * the host refuses every FAILED client itself (defer_refuse:
+		 * FreeRADIUS; dance_tls_server_set_refuse_failed(): hostapd) */
+		if (((const struct conn_priv *)c)->mx.refused ||
+		    (c->srv != NULL && (c->srv->cfg.required ||
+		    c->srv->cfg.defer_refuse || c->srv->refuse_failed)))
+			return V_REFUSED;
+		return V_UNAUTH;
 	case DANCE_STATUS_NONE:
 		return V_NONE;
 	case DANCE_STATUS_PENDING:
@@ -318,6 +329,13 @@ dance_mx_verdict(struct conn_priv *c)
 		add(m, S_REASON + why, 1);
 	if (why == DANCE_REASON_NOT_ALLOWED && v != V_SUCCESS)
 		add(m, S_ALLOW, 1);
+}
+
+void
+dance_mx_refused(struct conn_priv *c)
+{
+	c->mx.refused = 1;
+	dance_mx_verdict(c);
 }
 
 void

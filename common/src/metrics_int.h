@@ -17,6 +17,7 @@ struct dance_conn_mx {
 	unsigned char cache;	/* DANCE_MX_CACHE_* */
 	unsigned char waiting;	/* counted in the parked gauge */
 	unsigned char counted;	/* verdict counted */
+	unsigned char refused;	/* the glue ended the handshake */
 };
 #define DANCE_MX_CACHE_NONE 0	/* no lookup (refused before DNS) */
 #define DANCE_MX_CACHE_HIT 1
@@ -39,6 +40,7 @@ void dance_mx_wait_start(struct conn_priv *c);
 void dance_mx_wait_end(struct conn_priv *c);
 void dance_mx_cap_refusal(struct dance_tls_server *srv);
 void dance_mx_verdict(struct conn_priv *c);
+void dance_mx_refused(struct conn_priv *c);
 void dance_mx_conn_free(struct conn_priv *c);
 
 #endif /* DANCE_METRICS_INT_H */

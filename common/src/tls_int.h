@@ -48,6 +48,7 @@ struct dance_tls_server {
 	struct budget_slot *slots;
 	size_t nslots;
 	struct dance_metrics *metrics;		/* NULL: not counted */
+	int refuse_failed;			/* host refuses FAILED */
 };
 
 /* Per-connection state; the public part comes first so that

@@ -228,6 +228,10 @@ test_metrics_lookup(void **state)
 	assert_true(mget(m, "dance_response_time_seconds_count", NULL) == 1);
 	assert_true(mget(m, "dance_response_time_seconds_bucket", "+Inf")
 		== 1);
+	/* a host that refuses every FAILED client says so */
+	dance_tls_server_set_refuse_failed(w.srv, 1);
+	assert_string_equal(dance_conn_outcome(dance_conn_get(h.s)),
+		"refused");
 	hs_free(&h);
 	SSL_CTX_free(cctx);
 	world_free(&w);

@@ -19,6 +19,7 @@
 #include "eloop.h"
 #include "crypto/tls.h"
 #include "dance.h"
+#include "eap_i.h"
 #include "eap_server_dance.h"
 
 
@@ -33,6 +34,10 @@ struct eap_dance {
 	int fd;
 	void (*complete_cb)(void *ctx, void *session_ctx);
 	void *ctx;
+	/* the core's metric set (DANCE_STATUS) and the resolver's figures
+	 * already added to it */
+	struct dance_metrics *metrics;
+	struct dance_resolver_stats mlast;
 };
 
 struct eap_dance_session {
@@ -490,6 +495,12 @@ void * eap_dance_init(const struct eap_dance_config *conf,
 		wpa_printf(MSG_ERROR, "DANCE: TLS server glue: %s", err.reason);
 		goto fail;
 	}
+	d->metrics = dance_metrics_new();
+	if (!d->metrics)
+		goto fail;
+	dance_tls_server_set_metrics(d->srv, d->metrics);
+	/* a DANCE client that fails is rejected (eap_dance_fail()) */
+	dance_tls_server_set_refuse_failed(d->srv, 1);
 	if (tls_global_set_dance(tls_ctx, d->srv) < 0)
 		goto fail;
 
@@ -515,6 +526,7 @@ void eap_dance_deinit(void *priv)
 	if (d->fd >= 0)
 		eloop_unregister_read_sock(d->fd);
 	dance_tls_server_free(d->srv);
+	dance_metrics_free(d->metrics);
 	dance_matcher_free(d->matcher);
 	dance_resolver_free(d->resolver);
 	dance_policy_free(d->policy);
@@ -576,6 +588,20 @@ static enum eap_dance_result eap_dance_fail(struct eap_dance_session *sess,
 }
 
 
+/* The core's line of a decision (the same fields in every host); the
+ * client is the station's (or RADIUS peer's) MAC address. */
+static void eap_dance_log_decision(struct eap_dance_session *sess,
+				   const struct dance_conn *c)
+{
+	const struct eap_sm *sm = sess->session_ctx;
+	char addr[20], line[600];
+
+	os_snprintf(addr, sizeof(addr), MACSTR, MAC2STR(sm->peer_addr));
+	wpa_printf(MSG_INFO, "DANCE: %s",
+		   dance_conn_log_line(c, addr, line, sizeof(line)));
+}
+
+
 /*
  * The decision is the core's (dance_conn_decide(): name sources,
  * allow-list before any query, lookup, match); hostapd only maps it onto
@@ -591,6 +617,8 @@ static enum eap_dance_result eap_dance_decide(struct eap_dance_session *sess,
 	enum dance_status st;
 
 	st = tls_connection_dance_decide(tls_ctx, conn, identity, &c);
+	if (st != DANCE_STATUS_PENDING)
+		eap_dance_log_decision(sess, c);
 	switch (st) {
 	case DANCE_STATUS_PENDING:
 		dance_conn_set_host_data(c, sess);
@@ -637,6 +665,7 @@ void eap_dance_handshake_failed(struct eap_dance_session *sess,
 	if (sess->state != SESS_START ||
 	    dance_conn_state(c) != DANCE_CONN_REJECTED)
 		return;
+	eap_dance_log_decision(sess, c);
 	eap_dance_fail(sess, c, dance_conn_reason(c));
 }
 
@@ -672,4 +701,34 @@ enum eap_dance_result eap_dance_check(struct eap_dance_session *sess,
 		break;
 	}
 	return sess->result;
+}
+
+
+/*
+ * DANCE_STATUS (hostapd_cli dance_status): the core's metric set as
+ * key=value lines, as STATUS does (the same names as in nginx's
+ * dance_status and FreeRADIUS's %{dance:stats}, without "dance_").
+ */
+int eap_dance_status(void *priv, char *buf, size_t buflen)
+{
+	struct eap_dance *d = priv;
+	size_t len;
+	char *pos;
+	int ret;
+
+	if (!d) {
+		ret = os_snprintf(buf, buflen, "dance=disabled\n");
+		return os_snprintf_error(buflen, ret) ? -1 : ret;
+	}
+	dance_metrics_resolver_sync(d->metrics, d->resolver, &d->mlast);
+	len = dance_metrics_format_line(d->metrics, buf, buflen);
+	if (len + 2 > buflen)
+		return -1;
+	for (pos = buf; *pos; pos++) {
+		if (*pos == ' ')
+			*pos = '\n';
+	}
+	buf[len++] = '\n';
+	buf[len] = '\0';
+	return len;
 }

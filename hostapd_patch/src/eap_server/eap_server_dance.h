@@ -88,4 +88,11 @@ enum eap_dance_result eap_dance_check(struct eap_dance_session *sess,
 void eap_dance_handshake_failed(struct eap_dance_session *sess,
 				void *tls_ctx, struct tls_connection *conn);
 
+/**
+ * eap_dance_status - DANCE metrics for DANCE_STATUS, key=value lines
+ * @priv: Context from eap_dance_init() or %NULL (DANCE off)
+ * Returns: length written to @buf, -1 when it does not fit
+ */
+int eap_dance_status(void *priv, char *buf, size_t buflen);
+
 #endif /* EAP_SERVER_DANCE_H */
