@@ -34,6 +34,14 @@
  *   pkix_ca         X509_verify_cert of sensor7.crt against a store
  *                   holding devca.crt, purpose ssl_client (what
  *                   "ssl_verify_client on" runs per handshake)
+ *   hs_ee           a whole TLS 1.3 handshake in memory (client and
+ *                   server in this process) with dane_clientid, the
+ *                   cached DANE-EE answer armed in the handshake, then
+ *                   dance_conn_decide(): the cache-hit decision as a
+ *                   host makes it, without metrics
+ *   hs_ee_metrics   the same with dance_tls_server_set_metrics() (the
+ *                   metric set of nginx, dance-server ...), for the
+ *                   side-by-side ratio of bench/run.sh section metrics
  */
 #include <poll.h>
 #include <stdio.h>
@@ -215,6 +223,127 @@ op_pkix_ca(struct bench *b)
 	ok = X509_verify_cert(xs) == 1;
 	X509_STORE_CTX_free(xs);
 	return ok;
+}
+
+/* hs_ee, hs_ee_metrics: one server glue each, the same client. */
+struct hs_side {
+	struct dance_tls_server_cfg cfg;
+	struct dance_tls_server *srv;
+	SSL_CTX *sctx;
+	struct dance_metrics *m;
+};
+static struct hs_side hs_plain, hs_metrics;
+static SSL_CTX *hs_cctx;
+
+static EVP_PKEY *
+load_key(const char *dir, const char *name)
+{
+	char path[1024];
+	EVP_PKEY *k;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((fp = fopen(path, "r")) == NULL) {
+		perror(path);
+		exit(2);
+	}
+	k = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+	fclose(fp);
+	if (k == NULL) {
+		fprintf(stderr, "core_bench: cannot read %s\n", path);
+		exit(2);
+	}
+	return k;
+}
+
+static void
+hs_side_init(struct bench *b, struct hs_side *h, const char *dir,
+	int metrics)
+{
+	struct dance_error e;
+	X509 *srv = load_cert(dir, "server.crt");
+	EVP_PKEY *k = load_key(dir, "server.key");
+
+	memset(h, 0, sizeof(*h));
+	h->cfg.policy = b->pol;
+	h->cfg.resolver = b->r;
+	h->cfg.matcher = b->m;
+	h->cfg.required = 1;
+	h->cfg.refuse_no_ext = 1;
+	h->sctx = SSL_CTX_new(TLS_server_method());
+	if (h->sctx == NULL || SSL_CTX_use_certificate(h->sctx, srv) != 1 ||
+	    SSL_CTX_use_PrivateKey(h->sctx, k) != 1 ||
+	    (h->srv = dance_tls_server_new(&h->cfg, &e)) == NULL ||
+	    dance_tls_server_attach(h->srv, h->sctx, 0, &e) != DANCE_OK) {
+		fprintf(stderr, "core_bench: TLS server setup failed\n");
+		exit(2);
+	}
+	if (metrics) {
+		if ((h->m = dance_metrics_new()) == NULL)
+			exit(2);
+		dance_tls_server_set_metrics(h->srv, h->m);
+	}
+	X509_free(srv);
+	EVP_PKEY_free(k);
+}
+
+static void
+hs_init(struct bench *b, const char *dir)
+{
+	struct dance_error e;
+	EVP_PKEY *k = load_key(dir, "ee311.key");
+
+	hs_side_init(b, &hs_plain, dir, 0);
+	hs_side_init(b, &hs_metrics, dir, 1);
+	hs_cctx = SSL_CTX_new(TLS_client_method());
+	if (hs_cctx == NULL ||
+	    SSL_CTX_use_certificate(hs_cctx, b->ee311) != 1 ||
+	    SSL_CTX_use_PrivateKey(hs_cctx, k) != 1 ||
+	    dance_tls_client_attach(hs_cctx, 0, "ee311.clients.test", &e) !=
+	    DANCE_OK) {
+		fprintf(stderr, "core_bench: TLS client setup failed\n");
+		exit(2);
+	}
+	SSL_CTX_set_verify(hs_cctx, SSL_VERIFY_NONE, NULL);
+	EVP_PKEY_free(k);
+}
+
+/* One handshake over a BIO pair, then the decision. */
+static int
+hs_run(struct hs_side *h)
+{
+	SSL *c = SSL_new(hs_cctx), *s = SSL_new(h->sctx);
+	BIO *bc, *bs;
+	int i, cd = 0, sd = 0, ok;
+
+	if (c == NULL || s == NULL || !BIO_new_bio_pair(&bc, 0, &bs, 0))
+		return 0;
+	SSL_set_bio(c, bc, bc);
+	SSL_set_bio(s, bs, bs);
+	SSL_set_connect_state(c);
+	SSL_set_accept_state(s);
+	for (i = 0; i < 10 && !(cd && sd); i++) {
+		if (!cd)
+			cd = SSL_do_handshake(c) == 1;
+		if (!sd)
+			sd = SSL_do_handshake(s) == 1;
+	}
+	ok = sd && dance_conn_decide(s, NULL) == DANCE_STATUS_SUCCESS;
+	SSL_free(c);
+	SSL_free(s);
+	return ok;
+}
+
+static int
+op_hs_ee(struct bench *b)
+{
+	return hs_run(&hs_plain);
+}
+
+static int
+op_hs_ee_metrics(struct bench *b)
+{
+	return hs_run(&hs_metrics);
 }
 
 /* The only function callgrind collects in. */
@@ -444,6 +573,8 @@ main(int argc, char **argv)
 		{ "arm_ee", op_arm_ee },
 		{ "ssl_new_free", op_ssl_new_free },
 		{ "pkix_ca", op_pkix_ca },
+		{ "hs_ee", op_hs_ee },
+		{ "hs_ee_metrics", op_hs_ee_metrics },
 	};
 	struct bench b;
 	const char *only = NULL;
@@ -477,8 +608,19 @@ main(int argc, char **argv)
 		mem > 0 ? (unsigned)mem + 16 : 0);
 	if (mem > 0)
 		return mem_mode(&b, mem);
-	for (k = 0; k < sizeof(ops) / sizeof(ops[0]); k++)
+	hs_init(&b, argv[i]);
+	for (k = 0; k < sizeof(ops) / sizeof(ops[0]); k++) {
+		/* the handshakes only when asked (-op): section metrics */
+		if (only == NULL && strncmp(ops[k].name, "hs_", 3) == 0)
+			continue;
 		if (only == NULL || strcmp(only, ops[k].name) == 0)
 			run_op(&b, ops[k].name, ops[k].fn, n);
+	}
+	/* the metrics were counted: warm-up and timed decisions */
+	if (only != NULL && strcmp(only, "hs_ee_metrics") == 0)
+		printf("metrics verdicts_success %.0f cache_requests_hit %.0f\n",
+			dance_metrics_get(hs_metrics.m, "dance_verdicts_total",
+			"success"), dance_metrics_get(hs_metrics.m,
+			"dance_cache_requests_total", "hit"));
 	return 0;
 }

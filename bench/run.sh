@@ -14,8 +14,9 @@
 # reported as missing, not silently skipped.
 #
 # Environment (defaults keep the whole run under ~10 minutes on 2 cores):
-#   SECTIONS      "core nginx slowloris frslow hostapd freeradius" (a subset
-#                 reruns parts: slowloris = nginx, frslow/hostapd = 3b/3c)
+#   SECTIONS      "core nginx slowloris frslow hostapd freeradius metrics" (a
+#                 subset reruns parts: slowloris = nginx, frslow/hostapd =
+#                 3b/3c)
 #   REPORT        output file (default bench/REPORT.md)
 #   PARK_N        parked connections in the nginx slowloris test (1000)
 #   PARK_TIMEOUT  dance_timeout of that test, seconds (10)
@@ -27,7 +28,7 @@ set -u
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
-SECTIONS=${SECTIONS:-core nginx slowloris frslow hostapd freeradius}
+SECTIONS=${SECTIONS:-core nginx slowloris frslow hostapd freeradius metrics}
 REPORT=${REPORT:-$top/bench/REPORT.md}
 PARK_N=${PARK_N:-1000}
 PARK_TIMEOUT=${PARK_TIMEOUT:-10}
@@ -893,6 +894,63 @@ EOF
 }
 
 # =====================================================================
+# metrics: the cache-hit decision with and without the metric set
+# =====================================================================
+section_metrics() {
+	log "metrics: interleaved rounds ($(elapsed) s)"
+	: >"$T/mx.txt"
+	: >"$T/cgm.txt"
+	for i in 1 2 3 4 5 6 7; do
+		# the order alternates round by round
+		if [ $((i % 2)) -eq 1 ]; then ops="hs_ee hs_ee_metrics"; else ops="hs_ee_metrics hs_ee"; fi
+		for op in $ops; do
+			"$CORE" -n 400 -op "$op" "$C" "$WORLD_TA" >>"$T/mx.txt" 2>"$T/mx.err" ||
+				{ say "core_bench $op failed: $(tail -n 3 "$T/mx.err")"; return; }
+		done
+	done
+	log "metrics: callgrind"
+	for op in hs_ee hs_ee_metrics; do
+		valgrind --tool=callgrind --callgrind-out-file="$T/cg.$op" \
+			--collect-atstart=no --toggle-collect=bench_loop \
+			"$CORE" -n 50 -op "$op" "$C" "$WORLD_TA" >/dev/null 2>"$T/cg.$op.err"
+		ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$T/cg.$op" 2>/dev/null)
+		echo "$op ${ir:-0}" >>"$T/cgm.txt"
+	done
+	mxc() { grep "^op $1 " "$T/mx.txt" | awk '{print $8}' | median; }
+	mxw() { grep "^op $1 " "$T/mx.txt" | awk '{print $6}' | median; }
+	mxi() { awk -v o="$1" '$1 == o {printf "%.0f", $2 / 50}' "$T/cgm.txt"; }
+	c0=$(mxc hs_ee) c1=$(mxc hs_ee_metrics)
+	i0=$(mxi hs_ee) i1=$(mxi hs_ee_metrics)
+	rc=$(calc "%.3f" "$c1 / $c0")
+	ri=n/a
+	[ "${i0:-0}" -gt 0 ] 2>/dev/null && ri=$(calc "%.4f" "$i1 / $i0")
+	cat >>"$OUT" <<EOF
+## Metrics: the cache-hit decision with the metric set on
+
+\`core_bench -op hs_ee\` and \`-op hs_ee_metrics\`: a whole TLS 1.3 handshake in memory (client and server in one
+process, ECDSA P-256) with \`dane_clientid\`, the cached DANE-EE answer armed in the handshake, then
+\`dance_conn_decide()\` -- the cache-hit decision as a host makes it -- without and with
+\`dance_tls_server_set_metrics()\` (what nginx's \`dance_status\`, dance-server \`--metrics\`, rlm_dance and hostapd
+use). 7 rounds of 400 each, the two interleaved and the order alternating; CPU time per handshake (both sides)
+is the median over the rounds. Instructions: callgrind over 50 handshakes each (\`bench_loop\` only), the figure
+least sensitive to the other load on the machine.
+
+| | without metrics | with metrics | ratio |
+|---|---:|---:|---:|
+| CPU µs per decision (median) | $c0 | $c1 | $rc |
+| wall µs per decision (median) | $(mxw hs_ee) | $(mxw hs_ee_metrics) | |
+| instructions per decision (callgrind) | ${i0:-n/a} | ${i1:-n/a} | $ri |
+
+Per round (CPU µs): $(grep '^op ' "$T/mx.txt" | awk '{printf "%s %s; ", $2, $8}')
+
+The metric set did count (last round with metrics, warm-up included): $(grep '^metrics ' "$T/mx.txt" | tail -n 1 | sed 's/^metrics //').
+
+EOF
+	if [ "$ri" != n/a ]; then v=$(verdict "$ri <= 1.05"); else v=$(verdict "$rc <= 1.05"); fi
+	summ "| metrics: cache-hit decision with the metric set on, instructions (CPU time) ratio | $ri ($rc) | <= 1.05 | $v |"
+}
+
+# =====================================================================
 want core && section_core
 want nginx && section_nginx
 if want slowloris || want frslow || want hostapd; then
@@ -903,6 +961,7 @@ want slowloris && section_slowloris_nginx
 want frslow && section_slowloris_freeradius
 want hostapd && section_slowloris_hostapd
 want freeradius && section_freeradius
+want metrics && section_metrics
 
 cat >>"$OUT" <<EOF
 ## Run
@@ -910,7 +969,7 @@ cat >>"$OUT" <<EOF
 Total time $(elapsed) s; load average at start $LOAD0, at end $(cut -d' ' -f1-3 /proc/loadavg)
 (other engineers' test runs shared the 2 cores; only the interleaved ratios and the CPU/instruction figures
 should be compared across runs). Reproduce with \`make bench\`; \`SECTIONS="core nginx"\` (any of core, nginx,
-slowloris, frslow, hostapd, freeradius) reruns a part, \`KEEP=1\` keeps the raw files.
+slowloris, frslow, hostapd, freeradius, metrics) reruns a part, \`KEEP=1\` keeps the raw files.
 EOF
 {
 	cat "$T/head.md"
