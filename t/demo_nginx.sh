@@ -15,6 +15,7 @@ need_module
 
 UP=$(free_port)
 FRONT=$(free_port)
+MET=$(free_port)
 {
 	ngx_conf_head 1 info
 	cat <<EOF
@@ -38,6 +39,12 @@ $(ngx_http_head)
             proxy_pass http://127.0.0.1:$UP;
             proxy_set_header X-Dance-Client-Id \$dance_client_id;
         }
+    }
+
+    # the metrics, for Prometheus (README: "Metrics and the decision log")
+    server {
+        listen 127.0.0.1:$MET;
+        location = /metrics { dance_status; }
     }
 }
 EOF
@@ -82,3 +89,10 @@ else
 	echo "   -> refused during the TLS handshake; DNS queries for that name: ${q:-?}"
 	echo "      nginx logged: $(grep -o 'dance: client "ee311.example.org" refused.*' "$T/error.log" | sed 's/ while SSL.*//' | tail -n 1)"
 fi
+echo
+
+echo "4. What nginx tells Prometheus (dance_status on 127.0.0.1:$MET/metrics;"
+echo "   the samples that are not 0):"
+curl -s "http://127.0.0.1:$MET/metrics" | grep -v '^#' | grep -v ' 0$' | sed 's/^/   /'
+echo "   and its decision log lines:"
+grep -o 'dance: client=.* cached=[^ ,]*' "$T/error.log" | sed 's/^/   /'

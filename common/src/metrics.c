@@ -592,7 +592,7 @@ out_sample(struct out *o, const struct dance_metric_sample *s,
 		}
 		out_printf(o, "}");
 	}
-	out_printf(o, " %.17g\n", s->value);
+	out_printf(o, " %.15g\n", s->value);
 }
 
 size_t
@@ -648,7 +648,7 @@ dance_metrics_format_line(const struct dance_metrics *m, char *buf,
 		l = strlen(name);
 		if (l > 6 && strcmp(name + l - 6, "_total") == 0)
 			l -= 6;
-		out_printf(&o, "%s%.*s%s%s=%.17g", o.used > 0 ? " " : "",
+		out_printf(&o, "%s%.*s%s%s=%.15g", o.used > 0 ? " " : "",
 			(int)l, name, s.label != NULL ? "_" : "",
 			s.label != NULL ? s.label_value : "", s.value);
 	}
