@@ -71,22 +71,30 @@ struct bench {
 
 typedef int (*op_fn)(struct bench *b);
 
-static X509 *
-load_cert(const char *dir, const char *name)
+/* DIR/NAME opened for reading, or exit. */
+static FILE *
+open_in(const char *dir, const char *name)
 {
 	char path[1024];
 	FILE *fp;
-	X509 *x;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if ((fp = fopen(path, "r")) == NULL) {
 		perror(path);
 		exit(2);
 	}
-	x = PEM_read_X509(fp, NULL, NULL, NULL);
+	return fp;
+}
+
+static X509 *
+load_cert(const char *dir, const char *name)
+{
+	FILE *fp = open_in(dir, name);
+	X509 *x = PEM_read_X509(fp, NULL, NULL, NULL);
+
 	fclose(fp);
 	if (x == NULL) {
-		fprintf(stderr, "core_bench: cannot read %s\n", path);
+		fprintf(stderr, "core_bench: cannot read %s/%s\n", dir, name);
 		exit(2);
 	}
 	return x;
@@ -238,19 +246,12 @@ static SSL_CTX *hs_cctx;
 static EVP_PKEY *
 load_key(const char *dir, const char *name)
 {
-	char path[1024];
-	EVP_PKEY *k;
-	FILE *fp;
+	FILE *fp = open_in(dir, name);
+	EVP_PKEY *k = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if ((fp = fopen(path, "r")) == NULL) {
-		perror(path);
-		exit(2);
-	}
-	k = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
 	fclose(fp);
 	if (k == NULL) {
-		fprintf(stderr, "core_bench: cannot read %s\n", path);
+		fprintf(stderr, "core_bench: cannot read %s/%s\n", dir, name);
 		exit(2);
 	}
 	return k;
